@@ -1,0 +1,162 @@
+"""Running the emulator: ``run_emulator()`` for tests, ``serve()`` for the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from aiohttp import web
+
+from aurous_async._clock import Clock, ScaledClock
+
+from ._app import build_app
+from ._faults import Fault
+from ._settings import EmulatorSettings
+from ._state import KEY_ROTATION_GRACE, EmulatorState, RequestRecord
+
+
+@attrs.frozen
+class SeededTeam:
+    """A team added by a test, with its full-scope key."""
+
+    id: str
+    api_key: str = attrs.field(repr=False)
+
+
+class Emulator:
+    """A running emulator and the controls tests use to steer it."""
+
+    def __init__(self, state: EmulatorState, base_url: str) -> None:
+        self.state = state
+        self.base_url = base_url
+
+    def __repr__(self) -> str:
+        return f"Emulator(base_url={self.base_url!r})"
+
+    @property
+    def api_key(self) -> str:
+        """The demo team's full-scope key."""
+        return next(k.secret for k in self.state.keys.values() if k.team_id == self.team_id)
+
+    @property
+    def team_id(self) -> str:
+        return self.state.demo_team.id
+
+    @property
+    def clock(self) -> ScaledClock:
+        return self.state.clock
+
+    @property
+    def rate_clock(self) -> Clock:
+        return self.state.rate_clock
+
+    @property
+    def settings(self) -> EmulatorSettings:
+        return self.state.settings
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self.state.requests
+
+    def advance(self, seconds: float) -> None:
+        """Jump the job clock forward and run whatever became due."""
+        self.state.clock.advance(seconds)
+        self.state.scheduler.settle()
+
+    # -- seeding -------------------------------------------------------------------
+    def add_team(self, name: str = "Other Team", credits: float = 100.0) -> SeededTeam:
+        team = self.state.add_team(name, Decimal(str(credits)))
+        return SeededTeam(team.id, self.state.add_key(team.id, "full").secret)
+
+    def add_key(self, team_id: str, scope: str = "full", *, legacy: bool = False) -> str:
+        return self.state.add_key(team_id, scope, legacy=legacy).secret
+
+    def rotate_key(self, secret: str) -> str:
+        """Mint a new key; the old one keeps working for 24 h (emulator clock)."""
+        old = self.state.keys[secret]
+        old.deactivate_at = self.state.now() + KEY_ROTATION_GRACE
+        return self.state.add_key(old.team_id, old.scope).secret
+
+    def revoke_key(self, secret: str) -> None:
+        self.state.keys[secret].revoked = True
+
+    def set_credits(self, team_id: str, credits: float) -> None:
+        team = self.state.teams[team_id]
+        self.state.billing.set_credits(team, Decimal(str(credits)))
+
+    def set_billing_mode(self, team_id: str, mode: str) -> None:
+        self.state.teams[team_id].billing_mode = mode
+
+    # -- faults and outcomes ---------------------------------------------------------
+    def inject(self, fault: Fault) -> None:
+        self.state.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self.state.faults.clear()
+
+    def force_outcome(
+        self, generation_id: str, status: str, error_message: str | None = None
+    ) -> None:
+        """Drive an existing generation to ``status`` now."""
+        self.state.generations.force_outcome(generation_id, status, error_message)
+
+    def force_next_outcome(self, status: str, error_message: str | None = None) -> None:
+        """The next generation created ends in ``status``."""
+        self.state.generations.force_next_outcome(status, error_message)
+
+    def generations(self, team_id: str | None = None) -> list[dict[str, Any]]:
+        """Server-side generation rows, as the API would render them."""
+        return self.state.generations.dump(team_id)
+
+    @property
+    def deliveries(self) -> list[Any]:
+        """Every webhook delivery attempt made so far."""
+        return self.state.webhooks.deliveries
+
+
+@contextlib.asynccontextmanager
+async def run_emulator(
+    settings: EmulatorSettings | None = None, **overrides: Any
+) -> AsyncIterator[Emulator]:
+    """Serve the emulator on a free loopback port for the duration of the block.
+
+    Being for tests, it accepts ``http://127.0.0.1`` webhook receivers unless told
+    otherwise. Keyword arguments override fields of ``settings``.
+    """
+    overrides.setdefault("allow_http_webhooks", True)
+    settings = attrs.evolve(settings or EmulatorSettings(), **overrides)
+    async with serve(settings) as emulator:
+        yield emulator
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: EmulatorSettings) -> AsyncIterator[Emulator]:
+    """Start the server, its job ticker and webhook worker; stop them all on exit."""
+    state = EmulatorState(settings)
+    app = build_app(state)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    base_url = f"http://{settings.host}:{port}"
+    state.base_url = settings.public_base_url or base_url
+    tasks = [
+        asyncio.create_task(state.scheduler.run(), name="aurous-emulator-ticker"),
+        asyncio.create_task(state.webhooks.run(), name="aurous-emulator-webhooks"),
+    ]
+    try:
+        yield Emulator(state, base_url)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runner.cleanup()
