@@ -20,8 +20,10 @@ from . import (
     _file_routes,
     _generation_routes,
     _legacy_routes,
+    _lora_routes,
     _meta_routes,
     _output_routes,
+    _usage_routes,
     _webhook_routes,
 )
 from ._errors import ApiError
@@ -42,12 +44,15 @@ ROUTE_MODULES = (
     _generation_routes,
     _output_routes,
     _legacy_routes,
+    _lora_routes,
+    _usage_routes,
     _file_routes,
     _character_routes,
     _webhook_routes,
     _meta_routes,
 )
 JSON = "application/json"
+STATE_KEY = web.AppKey("state", EmulatorState)
 VERSION_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 KEY_PREFIXES = ("al_live_", "og_")
 
@@ -101,7 +106,8 @@ def _idempotency_key(request: web.Request) -> str | None:
     return None
 
 
-def _render(reply: Reply) -> tuple[int, bytes, str]:
+def _render(reply: Reply, headers: dict[str, str]) -> tuple[int, bytes, str]:
+    headers.update(reply.headers)
     if reply.data is not None:
         return reply.status, reply.data, reply.content_type
     return reply.status, dumps(reply.body), reply.content_type
@@ -115,7 +121,7 @@ class Pipeline:
         self.state = state
         self.route_key = f"{route.method} {route.path}"
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         state = self.state
         request_id = new_id("req")
         ctx = Ctx(request, state, request_id)
@@ -207,7 +213,7 @@ class Pipeline:
             )
         idem_key = _idempotency_key(request) if route.idempotent else None
         if idem_key is None:
-            status, body, ctype = _render(await route.handler(ctx))
+            status, body, ctype = _render(await route.handler(ctx), headers)
             return status, body, ctype, bucket
         fingerprint = (
             await route.fingerprint(ctx) if route.fingerprint else canonical_json(await ctx.json())
@@ -220,7 +226,7 @@ class Pipeline:
             return cached.status, cached.body, cached.content_type, bucket
         status, body, ctype = 500, b"", "application/json"
         try:
-            status, body, ctype = _render(await route.handler(ctx))
+            status, body, ctype = _render(await route.handler(ctx), headers)
         finally:
             state.idempotency.finish(ctx.team.id, idem_key, status, body, ctype)
         return status, body, ctype, bucket
@@ -273,8 +279,8 @@ def build_app(state: EmulatorState) -> web.Application:
     """An aiohttp application serving every route of ``ROUTE_MODULES``."""
     app = web.Application(client_max_size=12 * 1024 * 1024, middlewares=[_unmatched])
     for route in all_routes():
-        app.router.add_route(route.method, route.path, Pipeline(route, state))
-    app["state"] = state
+        app.router.add_route(route.method, route.path, Pipeline(route, state).handle)
+    app[STATE_KEY] = state
     return app
 
 

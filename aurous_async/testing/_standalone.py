@@ -1,0 +1,84 @@
+"""The emulator as a standalone server (``aurous emulator``, ``python -m aurous_async.testing``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Sequence
+
+import attrs
+
+from ._server import serve
+from ._settings import DOCUMENTED_BUCKETS, BucketSpec, EmulatorSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8787, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="run job lifecycles N times faster"
+    )
+    parser.add_argument(
+        "--allow-http-webhooks",
+        action="store_true",
+        help="accept http:// loopback webhook receivers (tests and local development)",
+    )
+    parser.add_argument(
+        "--bucket-scale",
+        type=float,
+        default=1.0,
+        help="multiply every rate-limit bucket's capacity and refill (benchmarks)",
+    )
+    parser.add_argument("--credits", type=float, default=1000.0, help="the demo team's balance")
+    parser.add_argument(
+        "--no-request-log", action="store_true", help="do not keep a log of requests in memory"
+    )
+
+
+def settings_from(args: argparse.Namespace) -> EmulatorSettings:
+    buckets = DOCUMENTED_BUCKETS
+    if args.bucket_scale != 1.0:
+        buckets = {
+            name: BucketSpec(
+                int(spec.capacity * args.bucket_scale), spec.per_minute * args.bucket_scale
+            )
+            for name, spec in DOCUMENTED_BUCKETS.items()
+        }
+    return attrs.evolve(
+        EmulatorSettings(),
+        host=args.host,
+        port=args.port,
+        time_scale=args.time_scale,
+        allow_http_webhooks=args.allow_http_webhooks,
+        buckets=buckets,
+        initial_credits=args.credits,
+        record_requests=not args.no_request_log,
+    )
+
+
+async def run_forever(settings: EmulatorSettings) -> None:
+    async with serve(settings) as emulator:
+        print(f"Aurous emulator listening on {emulator.base_url}", flush=True)
+        print(f"Demo API key: {emulator.api_key}", flush=True)
+        print(
+            f"export AUROUS_BASE_URL={emulator.base_url} AUROUS_API_KEY={emulator.api_key}",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m aurous_async.testing", description="Run the Aurous API emulator."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_forever(settings_from(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
