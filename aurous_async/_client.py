@@ -1,0 +1,168 @@
+"""``AsyncAurous``: the client object users hold."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import TracebackType
+
+from ._clock import Clock, SystemClock
+from ._config import (
+    API_VERSION,
+    DEFAULT_BASE_URL,
+    DEFAULT_LIMITS,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    Limits,
+    RetryPolicy,
+    Timeouts,
+)
+from ._errors import AurousError
+from ._ratelimit import BucketState, Governor
+from ._requester import Requester
+from ._resources.balance import Balance
+from ._resources.characters import Characters
+from ._resources.files import Files
+from ._resources.images import Images
+from ._resources.loras import Loras, VideoLoras
+from ._resources.pricing import Pricing
+from ._resources.team import Team
+from ._resources.usage import Usage
+from ._resources.videos import Videos
+from ._resources.webhook_endpoints import WebhookEndpoints
+from ._transport import Transport
+from ._version import __version__
+
+__all__ = ["AsyncAurous"]
+
+USER_AGENT = f"aurous-async/{__version__}"
+
+
+class AsyncAurous:
+    """An asyncio client for the Aurous Labs API.
+
+    Use it as an async context manager (or call ``await client.close()``); it owns one
+    pool of connections and one rate governor shared by every task that uses it.
+
+    ```python
+    async with AsyncAurous() as client:
+        image = await client.images.create(prompt="a lighthouse at dusk", size="2k_16_9")
+    ```
+
+    Args:
+        api_key: the team's API key; defaults to the ``AUROUS_API_KEY`` environment variable.
+        base_url: the API root; defaults to ``AUROUS_BASE_URL``, then the production host.
+        api_version: the ``Aurous-Version`` sent on every request (pinned per release).
+        timeout: seconds one call may take in total, every retry and wait included
+            (default: ``retry.timeout``, 120 s); each method can override it.
+        retry: which failures are retried, how often and how long to wait.
+        limits: the connection pool's bounds.
+        timeouts: per-attempt connect and read timeouts.
+        clock: time source for retry waits and rate pacing (tests inject a fast one).
+
+    Raises:
+        AurousError: no API key was given or found in the environment.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        api_version: str = API_VERSION,
+        timeout: float | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limits: Limits = DEFAULT_LIMITS,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        clock: Clock | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        if not key:
+            raise AurousError(
+                f"no API key: pass api_key= or set the {ENV_API_KEY} environment variable"
+            )
+        root = base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        if timeout is None:
+            timeout = retry.timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self._clock: Clock = clock or SystemClock()
+        self._transport = Transport(
+            max_connections=limits.max_connections,
+            max_connections_per_host=limits.max_connections_per_host,
+            keepalive_expiry=limits.keepalive_timeout,
+            connect_timeout=timeouts.connect,
+            read_timeout=timeouts.read,
+            user_agent=USER_AGENT,
+        )
+        self._governor = Governor(self._clock)
+        self._requester = Requester(
+            api_key=key,
+            base_url=root,
+            api_version=api_version,
+            timeout=timeout,
+            retry=retry,
+            transport=self._transport,
+            governor=self._governor,
+            clock=self._clock,
+        )
+        requester = self._requester
+        self.images = Images(requester)
+        self.videos = Videos(requester)
+        self.loras = Loras(requester)
+        self.video_loras = VideoLoras(requester)
+        self.files = Files(requester)
+        self.characters = Characters(requester)
+        self.webhook_endpoints = WebhookEndpoints(requester)
+        self.balance = Balance(requester)
+        self.team = Team(requester)
+        self.pricing = Pricing(requester)
+        self.usage = Usage(requester)
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<AsyncAurous{state} base_url={self.base_url!r} api_version={self.api_version!r}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._requester.base_url
+
+    @property
+    def api_version(self) -> str:
+        """The ``Aurous-Version`` sent unless a call overrides it."""
+        return self._requester.api_version
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one call may take in total, unless a call overrides it."""
+        return self._requester.timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called; a closed client refuses further requests."""
+        return self._transport.closed
+
+    @property
+    def rate_limits(self) -> Mapping[str, BucketState]:
+        """The governor's live view of each rate-limit bucket seen so far."""
+        return self._governor.snapshot()
+
+    async def close(self) -> None:
+        """Close the connection pool. Idempotent."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncAurous:
+        if self.closed:
+            raise RuntimeError("this client has been closed; create a new one")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

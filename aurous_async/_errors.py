@@ -1,0 +1,334 @@
+"""Every exception the SDK raises.
+
+::
+
+    AurousError
+    ├── InvalidParameterError (also ValueError)   rejected before anything was sent
+    ├── APIStatusError                            the API answered with an error status
+    │   ├── BadRequestError                       400 (and any other unexpected 4xx)
+    │   │   └── UnprocessableEntityError          422
+    │   ├── AuthenticationError                   401
+    │   ├── InsufficientCreditsError              402 balance_too_low / insufficient_credits
+    │   ├── PermissionDeniedError                 403 missing_scope
+    │   ├── NotFoundError                         404
+    │   ├── ConflictError                         409 idempotency_key_in_use
+    │   ├── GoneError                             410 output_expired
+    │   ├── RateLimitError                        429
+    │   └── ServerError                           5xx (and any other unexpected status)
+    └── APIConnectionError                        no (complete) answer
+        ├── APITimeoutError (also TimeoutError)
+        └── OutcomeUnknownError                   a create may or may not have happened
+
+Every error carries ``request_id`` (when the server assigned one) and
+``idempotency_key`` (when the failed call was an idempotent create); ``str()`` shows
+them. Errors never hold request headers, so the API key cannot leak through them.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from ._ratelimit import get_header, parse_retry_after
+
+__all__ = [
+    "STATUS_ERRORS",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AurousError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "GoneError",
+    "InsufficientCreditsError",
+    "InvalidParameterError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "UnprocessableEntityError",
+    "error_class_for",
+    "error_from_response",
+]
+
+_REQUEST_ID_HEADER = "Aurous-Request-Id"
+_SNIPPET = 200
+
+
+def _rebuild(cls: type[AurousError], message: str, state: dict[str, Any]) -> AurousError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+class AurousError(Exception):
+    """Base of every SDK error.
+
+    Attributes:
+        message: the human-readable description.
+        request_id: the ``Aurous-Request-Id`` of the failed request, if any.
+        idempotency_key: the ``Idempotency-Key`` of the failed create, if any; retry
+            with it to get the original result instead of a duplicate.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+        self.idempotency_key = idempotency_key
+
+    def _details(self) -> list[tuple[str, object]]:
+        return [("request_id", self.request_id), ("idempotency_key", self.idempotency_key)]
+
+    def __str__(self) -> str:
+        details = ", ".join(f"{name}={value}" for name, value in self._details() if value)
+        return f"{self.message} ({details})" if details else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+class InvalidParameterError(AurousError, ValueError):
+    """A request argument broke a documented constraint; nothing was sent.
+
+    Attributes:
+        param: the offending parameter, as the API names it.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def _details(self) -> list[tuple[str, object]]:
+        return []  # the message names the parameter already
+
+
+class APIStatusError(AurousError):
+    """The API answered with a non-2xx status (contract §6).
+
+    Attributes:
+        status: the HTTP status, the canonical signal.
+        type: the envelope's error type (``invalid_request``, ``rate_limit``, ...).
+        code: the stable machine code (``balance_too_low``, ...).
+        param: the offending request field, if the server named one.
+        headers: the response headers.
+        retry_after: the server-directed wait in seconds (``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        type: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers: Mapping[str, str] = headers if headers is not None else MappingProxyType({})
+        self.retry_after = retry_after
+
+    def _details(self) -> list[tuple[str, object]]:
+        return [("type", self.type), ("param", self.param), *super()._details()]
+
+    def __str__(self) -> str:
+        head = f"{self.status} {self.code}" if self.code else str(self.status)
+        return f"{head}: {super().__str__()}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = dict(self.__dict__)
+        state["headers"] = dict(self.headers)
+        return (_rebuild, (type(self), self.message, state))
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is invalid; ``param`` names the field. Do not retry unchanged."""
+
+
+class UnprocessableEntityError(BadRequestError):
+    """422: well-formed but not processable (e.g. ``output_not_available``)."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, invalid or revoked."""
+
+
+class InsufficientCreditsError(APIStatusError):
+    """402: the team's available credits do not cover the request."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key's scope does not allow this request (``missing_scope``)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource for this team (never leaks another team's ids)."""
+
+
+class ConflictError(APIStatusError):
+    """409: ``idempotency_key_in_use``: in flight, or reused with another body or route."""
+
+
+class GoneError(APIStatusError):
+    """410: the resource expired (e.g. ``output_expired``)."""
+
+
+class RateLimitError(APIStatusError):
+    """429: a rate-limit bucket is empty; ``retry_after`` says how long to wait."""
+
+
+class ServerError(APIStatusError):
+    """5xx, or any status the API does not document: a server-side failure."""
+
+
+class APIConnectionError(AurousError):
+    """No complete answer arrived: connection refused or cut, DNS, TLS, garbled body.
+
+    Attributes:
+        maybe_sent: ``False`` only when the failure proves the request never reached
+            the server (e.g. connection refused), so even a non-idempotent call may be
+            retried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_sent: bool = True,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+        self.maybe_sent = maybe_sent
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """An attempt or the whole call ran out of time."""
+
+
+class OutcomeUnknownError(APIConnectionError):
+    """A create got no definitive answer on its last attempt: it may have happened.
+
+    Replaying the call with the same ``idempotency_key`` within 24 hours returns the
+    original result if it was processed, and creates it once if it was not.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        idempotency_key: str | None,
+        request_id: str | None = None,
+    ) -> None:
+        if message is None:
+            message = (
+                "the outcome of the request is unknown; replay it with the same "
+                "idempotency key to get the original result without a duplicate"
+            )
+        super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+
+
+#: The class of each documented error status.
+STATUS_ERRORS: Mapping[int, type[APIStatusError]] = MappingProxyType(
+    {
+        400: BadRequestError,
+        401: AuthenticationError,
+        402: InsufficientCreditsError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        409: ConflictError,
+        410: GoneError,
+        422: UnprocessableEntityError,
+        429: RateLimitError,
+    }
+)
+
+
+def error_class_for(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status."""
+    known = STATUS_ERRORS.get(status)
+    if known is not None:
+        return known
+    # An undocumented 4xx (405, 413, 415, ...) still blames the request, not the server.
+    return BadRequestError if 400 <= status < 500 else ServerError
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _fallback_message(status: int, body: bytes) -> str:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unexpected status"
+    snippet = " ".join(body.decode("utf-8", "replace").split())
+    if len(snippet) > _SNIPPET:
+        snippet = snippet[:_SNIPPET] + "…"
+    return f"HTTP {status} {phrase}" + (f": {snippet}" if snippet else "")
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    idempotency_key: str | None = None,
+) -> APIStatusError:
+    """Build the error for a non-2xx response from its §6.1 envelope.
+
+    Tolerant: a body that is not JSON, or JSON without the envelope, still gives an
+    error of the right class with the request id from the ``Aurous-Request-Id`` header.
+
+    Args:
+        status: the HTTP status.
+        headers: the response headers (never the request's).
+        body: the raw response body.
+        idempotency_key: the key of the failed create, if any.
+    """
+    envelope: Mapping[str, object] = {}
+    bare: str | None = None
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        inner = parsed.get("error")
+        # Gateways in front of the API may answer {"message": ...} without the envelope.
+        envelope = inner if isinstance(inner, dict) else parsed
+        bare = _text(inner)
+    message = _text(envelope.get("message")) or bare or _fallback_message(status, body)
+    return error_class_for(status)(
+        message,
+        status=status,
+        type=_text(envelope.get("type")),
+        code=_text(envelope.get("code")),
+        param=_text(envelope.get("param")),
+        request_id=_text(envelope.get("request_id")) or get_header(headers, _REQUEST_ID_HEADER),
+        headers=headers,
+        retry_after=parse_retry_after(get_header(headers, "Retry-After")),
+        idempotency_key=idempotency_key,
+    )

@@ -1,0 +1,611 @@
+"""Rate limits: header parsing (pure), the documented buckets, and the client-side governor.
+
+The API meters each team with token buckets (contract §4.1, A9). Every response says,
+for the bucket of its route, the capacity (``X-RateLimit-Limit``), the tokens left after
+the request (``X-RateLimit-Remaining``) and when the bucket is full again
+(``X-RateLimit-Reset``, epoch seconds); a 429 adds ``Retry-After``. The ``Governor`` keeps
+a model of every bucket, shared by all tasks of one client, and paces requests so that
+the capacity and refill are used in full without a 429.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+from collections import deque
+from collections.abc import Mapping
+from datetime import timezone
+from types import MappingProxyType
+
+import anyio
+import attrs
+
+from ._clock import Clock, SystemClock
+
+__all__ = [
+    "DOCUMENTED_BUCKETS",
+    "UNMETERED",
+    "BucketSpec",
+    "BucketState",
+    "Governor",
+    "Permit",
+    "RateLimit",
+    "bucket_for",
+    "get_header",
+    "parse_retry_after",
+]
+
+#: Reset values below this are read as delta seconds (IETF drafts), above as epoch seconds.
+_EPOCH_THRESHOLD = 1_000_000_000.0
+
+
+# --- pure header parsing ---------------------------------------------------------------
+
+
+def get_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Return one header value, matching the name case-insensitively, or ``None``."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
+
+
+def _parse_number(value: str | None) -> float | None:
+    """The first item of a header value as a finite non-negative number, else ``None``."""
+    if value is None:
+        return None
+    # IETF drafts allow "120, 120;w=60": the first item is the current value.
+    token = value.split(",", 1)[0].split(";", 1)[0].strip()
+    try:
+        number = float(token)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number
+
+
+def _parse_count(value: str | None) -> int | None:
+    number = _parse_number(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse ``Retry-After``: delta seconds or an HTTP-date; ``None`` if absent or garbage.
+
+    Args:
+        value: the header value.
+        now: the current epoch time, needed only for the HTTP-date form (defaults to
+            the system time).
+
+    Returns:
+        Seconds to wait, never negative.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text[0].isdigit() or text[0] in "+-.":
+        number = _parse_number(text)
+        return number
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = _system_time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _system_time() -> float:
+    return SystemClock().time()
+
+
+@attrs.frozen
+class RateLimit:
+    """What one response said about its rate-limit bucket.
+
+    Attributes:
+        limit: the bucket capacity (burst).
+        remaining: tokens left after the request.
+        reset_at: epoch seconds at which the bucket is full again.
+        retry_after: seconds to wait before the next request (429 only).
+    """
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def from_headers(
+        cls, headers: Mapping[str, str], *, now: float | None = None
+    ) -> RateLimit | None:
+        """Read ``X-RateLimit-*`` (or unprefixed ``RateLimit-*``) and ``Retry-After``.
+
+        Garbage values are ignored one by one; ``None`` when nothing usable is present.
+
+        Args:
+            headers: the response headers (any mapping; names match case-insensitively).
+            now: the current epoch time of the governor's clock. It is used only for a
+                ``Retry-After`` HTTP-date or a delta-seconds ``RateLimit-Reset``
+                (defaults to the system time).
+        """
+
+        def first(suffix: str) -> str | None:
+            prefixed = get_header(headers, "X-RateLimit-" + suffix)
+            return prefixed if prefixed is not None else get_header(headers, "RateLimit-" + suffix)
+
+        limit = _parse_count(first("Limit"))
+        remaining = _parse_count(first("Remaining"))
+        reset = _parse_number(first("Reset"))
+        retry_after = parse_retry_after(get_header(headers, "Retry-After"), now=now)
+        if reset is not None and reset < _EPOCH_THRESHOLD:
+            reset += _system_time() if now is None else now
+        if limit is None and remaining is None and reset is None and retry_after is None:
+            return None
+        return cls(limit=limit, remaining=remaining, reset_at=reset, retry_after=retry_after)
+
+
+# --- buckets ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class BucketSpec:
+    """A token bucket: ``capacity`` tokens, refilled continuously."""
+
+    capacity: int
+    refill_per_second: float
+
+
+#: Contract §4.1. ``webhooks_test`` burst and ``default`` are project choices.
+DOCUMENTED_BUCKETS: Mapping[str, BucketSpec] = MappingProxyType(
+    {
+        "get": BucketSpec(1200, 600 / 60),
+        "images_post": BucketSpec(120, 60 / 60),
+        "estimate_post": BucketSpec(240, 120 / 60),
+        "files": BucketSpec(60, 30 / 60),
+        "webhook_endpoints": BucketSpec(10, 10 / 60),
+        "webhooks_test": BucketSpec(30, 30 / 60),
+        "characters_post": BucketSpec(60, 30 / 60),
+        "characters_synthesize": BucketSpec(12, 6 / 60),
+        "characters_get": BucketSpec(240, 120 / 60),
+        "default": BucketSpec(120, 60 / 60),
+    }
+)
+
+#: The pseudo-bucket of routes the API does not meter (output bytes, upload PUT).
+UNMETERED = "unmetered"
+
+
+def bucket_for(method: str, path: str, *, synthesize: bool = False) -> str:
+    """Name the rate-limit bucket of a request (see docs/INTERFACES.md).
+
+    Args:
+        method: the HTTP method.
+        path: the concrete path, e.g. ``/v1/images/img_x/cancel`` (a query is ignored).
+        synthesize: for ``POST /v1/characters``: the synthesize flow (``generate``).
+
+    Returns:
+        A key of ``DOCUMENTED_BUCKETS``, or ``UNMETERED``.
+    """
+    verb = method.upper()
+    parts = [p for p in path.split("?", 1)[0].split("#", 1)[0].split("/") if p]
+    if "v1" in parts:
+        parts = parts[parts.index("v1") + 1 :]
+    if not parts or verb == "PUT":
+        return UNMETERED
+    head, n = parts[0], len(parts)
+    if verb in ("GET", "HEAD"):
+        if (head == "images" and n == 4 and parts[2] == "output") or (
+            head == "videos" and n == 3 and parts[2] == "output"
+        ):
+            return UNMETERED
+        return "characters_get" if head == "characters" else "get"
+    if head == "characters":
+        return _character_bucket(verb, parts, synthesize)
+    if verb != "POST":
+        return "default"
+    if head in ("images", "videos") and n == 2 and parts[1] == "estimate":
+        return "estimate_post"
+    if (head in ("images", "videos") and n == 1) or (
+        head == "images" and n == 3 and parts[2] == "cancel"
+    ):
+        return "images_post"
+    if head == "files" and n == 1:
+        return "files"
+    if head == "webhook_endpoints":
+        if n == 1:
+            return "webhook_endpoints"
+        if n == 3 and parts[2] == "test":
+            return "webhooks_test"
+    return "default"
+
+
+def _character_bucket(verb: str, parts: list[str], synthesize: bool) -> str:
+    n = len(parts)
+    if verb == "POST" and n == 1:
+        return "characters_synthesize" if synthesize else "characters_post"
+    if verb == "POST" and (
+        (n == 4 and parts[2:] == ["refs", "regenerate"]) or (n == 3 and parts[2] == "resynthesize")
+    ):
+        return "characters_synthesize"
+    return "characters_post"
+
+
+# --- the governor ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class BucketState:
+    """The governor's live view of one bucket (``client.rate_limits``).
+
+    Attributes:
+        bucket: the bucket name.
+        limit: the capacity, once known.
+        remaining: tokens the governor may still hand out now.
+        reset_at: epoch seconds when the local model is full again.
+        paused_until: epoch seconds until which a 429 paused the bucket, else ``None``.
+        in_flight: requests sent and not answered yet.
+        refill_per_second: the refill rate the governor paces with.
+    """
+
+    bucket: str
+    limit: int | None
+    remaining: int | None
+    reset_at: float | None
+    paused_until: float | None
+    in_flight: int
+    refill_per_second: float | None
+
+
+@attrs.frozen(eq=False)
+class Permit:
+    """One granted request slot; hand it back to ``Governor.observe``.
+
+    It snapshots the bucket's counters at the grant, which lets ``observe`` tell which
+    other requests the server may not have counted when it wrote its headers.
+    """
+
+    bucket: str
+    seq: int
+    acquired_at: float
+    settled_before: int
+    refused_before: int
+
+
+class _Waiter:
+    __slots__ = ("ready",)
+
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+
+
+class _Bucket:
+    """Mutable model of one bucket; only the governor touches it.
+
+    ``level`` (as of ``updated``) is a lower bound of the server's token level, were
+    every answered request counted when its answer arrived (the latest it can have
+    been counted) and no request in flight counted yet: counting later can only lose
+    refill at the cap, never gain, so the bound holds. What may be granted is the
+    refilled level minus the requests in flight, each of which may still take a token.
+    """
+
+    def __init__(self, name: str, spec: BucketSpec | None, now: float) -> None:
+        self.name = name
+        self.spec = spec
+        self.capacity: int | None = spec.capacity if spec else None
+        self.rate: float | None = spec.refill_per_second if spec else None
+        self.rate_floor = 0.0
+        # Assume a full bucket until the server says otherwise.
+        self.level = float(self.capacity or 0)
+        self.updated = now
+        self.paused_until = -math.inf
+        self.issued = 0
+        self.settled = 0
+        self.refused = 0
+        self.in_flight: dict[int, Permit] = {}
+        self.waiters: deque[_Waiter] = deque()
+        self.wake: anyio.CancelScope | None = None
+
+    @property
+    def modelled(self) -> bool:
+        return self.capacity is not None and self.rate is not None
+
+    def level_at(self, now: float) -> float:
+        """The level refilled to ``now``; refill starts ``_LAG`` after each update."""
+        capacity = float(self.capacity or 0)
+        elapsed = now - self.updated - _LAG
+        if self.rate is None or elapsed <= 0 or self.level >= capacity:
+            return self.level
+        return min(capacity, self.level + self.rate * elapsed)
+
+    def available_at(self, now: float) -> float:
+        return self.level_at(now) - len(self.in_flight)
+
+    def set_level(self, level: float, now: float) -> None:
+        self.level = level
+        self.updated = now
+
+    def settle(self, seq: int, *, consumed: bool, now: float) -> bool:
+        """Take a permit out of flight; ``False`` if it was not in flight."""
+        if self.in_flight.pop(seq, None) is None:
+            return False
+        self.settled += 1
+        if consumed and self.modelled:
+            self.set_level(self.level_at(now) - 1.0, now)
+        return True
+
+
+# The model's refill lags the server's by this many seconds after each update, so the
+# server holds a little more than the model whenever a grant is made: its own float
+# arithmetic (epoch seconds near 1.7e9 resolve to ~2.4e-7 s) may not round our way.
+_LAG = 1e-4
+
+
+class Governor:
+    """Paces requests per bucket so the API never has to answer 429.
+
+    One governor is shared by all tasks of a client. Each request takes a permit with
+    ``acquire`` (waiting, first come first served, until a token is available and no
+    429 pause runs) and hands it back with ``observe`` once the attempt has ended.
+
+    The model (see ``_Bucket``): a lower bound of the server's level, refilled at the
+    bucket's rate up to its capacity, minus the requests in flight. In the
+    single-client case it never exceeds what the server holds, so nothing is refused,
+    and it follows the server closely, so burst and refill are used in full. Each
+    response's ``Remaining`` is authoritative but stale by the requests the server may
+    have counted after writing it, or not yet; a permit records how many requests were
+    settled when it was granted, which bounds those:
+
+    * a safe floor: ``Remaining`` minus every other request not settled before this
+      one was granted (refused ones excepted). The model is raised to it, which
+      recovers from pessimism or learns a larger capacity, and never beyond it;
+    * the model is cut to that floor when it offers more than the server can hold
+      (``Remaining + 1`` plus the refill since the grant), e.g. when another process
+      shares the team's bucket, and on every 429;
+    * a 429 also pauses the whole bucket until ``Retry-After`` plus a non-negative
+      random jitter.
+
+    Capacity comes from ``Limit``. The refill rate is the documented one while the
+    capacity matches the documented bucket; otherwise a lower bound derived from
+    ``Reset`` (or a conservative fallback).
+
+    Args:
+        clock: the time source (default: real time).
+        buckets: known bucket specs by name.
+        pause_jitter: at most this many seconds added at random to a 429 pause.
+        rng: the random source of the jitter.
+        in_flight_ttl: seconds after which a permit never observed is forgotten.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        buckets: Mapping[str, BucketSpec] = DOCUMENTED_BUCKETS,
+        *,
+        pause_jitter: float = 0.5,
+        rng: random.Random | None = None,
+        in_flight_ttl: float = 600.0,
+    ) -> None:
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._specs = buckets
+        self._pause_jitter = pause_jitter
+        self._rng = rng if rng is not None else random.Random()
+        self._ttl = in_flight_ttl
+        self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the governor paces with."""
+        return self._clock
+
+    def _bucket(self, name: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets[name] = _Bucket(name, self._specs.get(name), now)
+        return bucket
+
+    # -- acquire ------------------------------------------------------------------------
+
+    async def acquire(self, bucket: str) -> Permit:
+        """Wait until a request of ``bucket`` may be sent, and take its token.
+
+        Waiters are served in arrival order. Cancelling a waiting task takes nothing.
+        Every permit must be handed back to ``observe`` exactly once: until then it
+        holds its token.
+        """
+        now = self._clock.time()
+        if bucket == UNMETERED:
+            return Permit(bucket, 0, now, 0, 0)
+        state = self._bucket(bucket, now)
+        if not state.waiters:
+            self._expire(state, now)
+            if self._delay(state, now) <= 0:
+                return self._take(state, now)
+        return await self._queue(state)
+
+    async def _queue(self, state: _Bucket) -> Permit:
+        waiter = _Waiter()
+        state.waiters.append(waiter)
+        try:
+            if state.waiters[0] is not waiter:
+                await waiter.ready.wait()
+            while True:
+                now = self._clock.time()
+                self._expire(state, now)
+                delay = self._delay(state, now)
+                if delay <= 0:
+                    return self._take(state, now)
+                # ``observe`` cancels this scope when the model changes, to recompute.
+                with anyio.CancelScope() as scope:
+                    state.wake = scope
+                    try:
+                        await self._clock.sleep(delay)
+                    finally:
+                        state.wake = None
+        finally:
+            was_head = state.waiters[0] is waiter
+            state.waiters.remove(waiter)
+            if was_head and state.waiters:
+                state.waiters[0].ready.set()
+
+    def _expire(self, state: _Bucket, now: float) -> None:
+        while state.in_flight:
+            oldest = next(iter(state.in_flight.values()))
+            if oldest.acquired_at >= now - self._ttl:
+                break
+            state.settle(oldest.seq, consumed=True, now=now)
+
+    def _delay(self, state: _Bucket, now: float) -> float:
+        """Seconds until a grant is possible; zero or less means now."""
+        delay = state.paused_until - now
+        if state.rate is not None and state.capacity is not None:
+            needed = 1.0 + len(state.in_flight)
+            if needed > state.capacity:
+                # Held by requests in flight: ``observe`` wakes the head; poll meanwhile.
+                delay = max(delay, 1.0 / state.rate)
+            elif state.level_at(now) < needed:
+                ready_at = state.updated + _LAG + (needed - state.level) / state.rate
+                # A shorter sleep could leave an epoch-seconds clock where it was.
+                delay = max(delay, ready_at - now, 1e-6)
+        return delay
+
+    def _take(self, state: _Bucket, now: float) -> Permit:
+        state.issued += 1
+        permit = Permit(state.name, state.issued, now, state.settled, state.refused)
+        state.in_flight[permit.seq] = permit
+        return permit
+
+    # -- observe ------------------------------------------------------------------------
+
+    def observe(
+        self,
+        bucket: str,
+        rate_limit: RateLimit | None,
+        status: int | None,
+        *,
+        permit: Permit | None = None,
+    ) -> None:
+        """Reconcile the model with one finished request.
+
+        Args:
+            bucket: the request's bucket.
+            rate_limit: the response's ``RateLimit`` (``None`` if it had none).
+            status: the HTTP status, ``None`` if no response arrived.
+            permit: the request's permit from ``acquire``; without it the oldest
+                permit in flight is assumed, which is safe but less exact.
+        """
+        if bucket == UNMETERED:
+            return
+        now = self._clock.time()
+        state = self._bucket(bucket, now)
+        self._expire(state, now)
+        refused = status == 429
+        if permit is None and state.in_flight:
+            permit = next(iter(state.in_flight.values()))
+        if (
+            permit is not None
+            and state.settle(permit.seq, consumed=not refused, now=now)
+            and refused
+        ):
+            state.refused += 1
+        if refused and rate_limit is None:
+            rate_limit = RateLimit(remaining=0)
+        if rate_limit is not None:
+            self._reconcile(state, rate_limit, refused, permit, now)
+        if refused:
+            assert rate_limit is not None
+            # Without Retry-After, one second: every documented bucket refills a token by
+            # then, or the next 429 says how long.
+            wait = 1.0 if rate_limit.retry_after is None else rate_limit.retry_after
+            until = now + wait + self._rng.uniform(0.0, self._pause_jitter)
+            state.paused_until = max(state.paused_until, until)
+        if state.modelled and state.level < 0:
+            # The server's level is never negative.
+            state.set_level(0.0, now)
+        if state.wake is not None:
+            state.wake.cancel()
+
+    def _reconcile(
+        self,
+        state: _Bucket,
+        rate_limit: RateLimit,
+        refused: bool,
+        permit: Permit | None,
+        now: float,
+    ) -> None:
+        granted_at = permit.acquired_at if permit is not None else now
+        first_sight = state.capacity is None
+        if rate_limit.limit is not None and rate_limit.limit > 0:
+            state.capacity = rate_limit.limit
+            self._learn_rate(state, rate_limit, granted_at)
+        if state.capacity is None or state.rate is None or rate_limit.remaining is None:
+            return
+        remaining = min(rate_limit.remaining, state.capacity)
+        if permit is not None:
+            # Requests the server may have counted after writing this header, or not yet:
+            # every other one not settled before this grant, except those refused.
+            others = state.issued - permit.settled_before - 1
+            refusals = state.refused - permit.refused_before - (1 if refused else 0)
+            unsettled = max(0, others - refusals)
+        else:
+            unsettled = len(state.in_flight)
+        floor = float(remaining - unsettled)
+        ceiling = remaining + 1.0 + state.rate * max(0.0, now - granted_at)
+        target = floor + len(state.in_flight)
+        too_high = first_sight or refused or state.available_at(now) >= ceiling
+        if too_high or state.level_at(now) < target:
+            state.set_level(target, now)
+
+    def _learn_rate(self, state: _Bucket, rate_limit: RateLimit, granted_at: float) -> None:
+        capacity = state.capacity
+        assert capacity is not None
+        if rate_limit.reset_at is not None and rate_limit.remaining is not None:
+            # (capacity - level) / rate <= reset - (time the server counted us) <= reset - grant.
+            deficit = capacity - rate_limit.remaining - 1
+            horizon = rate_limit.reset_at - granted_at
+            if deficit >= 1 and horizon > 0:
+                state.rate_floor = max(state.rate_floor, deficit / horizon)
+        spec = state.spec
+        if spec is not None and capacity == spec.capacity:
+            state.rate = spec.refill_per_second
+        elif state.rate_floor > 0:
+            state.rate = state.rate_floor
+        elif spec is not None:
+            state.rate = spec.refill_per_second * min(1.0, capacity / spec.capacity)
+        else:
+            # The slowest documented ratio: a full bucket takes two minutes to refill.
+            state.rate = capacity / 120.0
+
+    # -- public view --------------------------------------------------------------------
+
+    def snapshot(self) -> Mapping[str, BucketState]:
+        """The live state of every bucket used so far, by name."""
+        now = self._clock.time()
+        return {name: self._view(state, now) for name, state in sorted(self._buckets.items())}
+
+    def _view(self, state: _Bucket, now: float) -> BucketState:
+        remaining: int | None = None
+        reset_at: float | None = None
+        if state.capacity is not None and state.rate is not None:
+            remaining = max(0, math.floor(state.available_at(now) + 1e-9))
+            reset_at = now + max(0.0, state.capacity - state.available_at(now)) / state.rate
+        return BucketState(
+            bucket=state.name,
+            limit=state.capacity,
+            remaining=remaining,
+            reset_at=reset_at,
+            paused_until=state.paused_until if state.paused_until > now else None,
+            in_flight=len(state.in_flight),
+            refill_per_second=state.rate,
+        )

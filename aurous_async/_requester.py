@@ -1,0 +1,346 @@
+"""The one request pipeline every API call goes through.
+
+Per attempt: governor acquire -> transport -> observe rate-limit headers -> success, or
+decode the error envelope -> retry decision. The whole logical call, every attempt and
+every wait included, runs under one deadline (an anyio cancel scope).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+
+import anyio
+import attrs
+
+from ._clock import Clock
+from ._config import RetryPolicy
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AurousError,
+    OutcomeUnknownError,
+    error_from_response,
+)
+from ._ratelimit import UNMETERED, Governor, RateLimit, bucket_for, parse_retry_after
+from ._retry import RetryPlan
+from ._transport import Multipart, Response, Transport
+
+__all__ = ["Call", "Reply", "Requester", "new_idempotency_key"]
+
+logger = logging.getLogger("aurous_async")
+
+_IDEMPOTENCY_HEADER = "Idempotency-Key"
+_REDACTED = b"[redacted]"
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one logical create (UUID4, as the contract recommends)."""
+    return str(uuid.uuid4())
+
+
+@attrs.frozen(kw_only=True)
+class Call:
+    """One logical API call, as a resource method describes it.
+
+    Attributes:
+        method, path: the HTTP method and either an API path (``/v1/...``) or an absolute
+            URL (output and upload URLs).
+        route: the path template (``/v1/images/{id}``), used to name the route in logs and
+            deprecation warnings without leaking ids.
+        params: query parameters, in order (repeated names allowed).
+        json: a JSON-able request body.
+        content: raw bytes or a multipart form instead of JSON.
+        headers: extra request headers.
+        idempotent: repeating the call cannot change the outcome (GET, estimate, cancel,
+            PATCH, ...), so any transient failure may be retried.
+        idempotency_key: sent as ``Idempotency-Key``; makes a create safe to retry.
+        creates: the call creates or changes something, so an unknown outcome after the
+            last attempt is reported as ``OutcomeUnknownError``.
+        authenticated: send the API key (``False`` for signed output and upload URLs).
+        metered: goes through the rate governor (``False`` for unmetered routes).
+        synthesize: picks the ``characters_synthesize`` bucket for character create.
+        expect_json: a 2xx must carry a JSON body (``False`` for output bytes).
+        timeout, api_version: per-call overrides of the client's settings.
+    """
+
+    method: str
+    path: str
+    route: str
+    params: Sequence[tuple[str, str]] = ()
+    json: object = None
+    content: bytes | Multipart | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    idempotent: bool = False
+    idempotency_key: str | None = None
+    creates: bool = False
+    authenticated: bool = True
+    metered: bool = True
+    synthesize: bool = False
+    expect_json: bool = True
+    timeout: float | None = None
+    api_version: str | None = None
+
+
+@attrs.frozen
+class Reply:
+    """A successful response and its decoded JSON body (``None`` for raw bytes)."""
+
+    response: Response
+    data: object = attrs.field(repr=False)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.response.request_id
+
+
+@attrs.define
+class _Progress:
+    """What happened so far in one logical call."""
+
+    attempts: int = 0
+    #: An attempt may have reached the server and been processed.
+    ambiguous: bool = False
+    last_error: AurousError | None = None
+
+
+class Requester:
+    """Sends ``Call``s: pacing, retries, the deadline, error decoding and warnings."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        api_version: str,
+        timeout: float,
+        retry: RetryPolicy,
+        transport: Transport,
+        governor: Governor,
+        clock: Clock,
+    ) -> None:
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.timeout = timeout
+        self.retry = retry
+        self.transport = transport
+        self.governor = governor
+        self.clock = clock
+        self._warned_routes: set[str] = set()
+        self._logged_versions: set[tuple[str, str]] = set()
+
+    def __repr__(self) -> str:
+        return f"<Requester base_url={self.base_url!r} api_version={self.api_version!r}>"
+
+    # -- the pipeline ------------------------------------------------------------------
+    async def send(self, call: Call) -> Reply:
+        """Run ``call`` to a 2xx response.
+
+        Raises:
+            APIStatusError: the server answered with an error that is not retried, or the
+                retry budget ran out (the last error is raised).
+            APIConnectionError / APITimeoutError: likewise for transport failures, and
+                the call's deadline.
+            OutcomeUnknownError: a create whose last attempt may or may not have been
+                processed; retry with the same ``idempotency_key`` to find out safely.
+        """
+        timeout = self.timeout if call.timeout is None else call.timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        progress = _Progress()
+        try:
+            with anyio.fail_after(None if math.isinf(timeout) else timeout):
+                return await self._attempts(call, progress, budget=timeout)
+        except TimeoutError as exc:
+            if isinstance(exc, AurousError):
+                raise
+            error = APITimeoutError(
+                f"{call.method} {call.route}: no answer within the {timeout:g} s deadline "
+                f"({progress.attempts} attempt(s))"
+            )
+            error.__cause__ = exc
+            final = self._final(call, progress, error)
+            raise final from final.__cause__
+
+    async def _attempts(self, call: Call, progress: _Progress, *, budget: float) -> Reply:
+        plan = RetryPlan(
+            attrs.evolve(self.retry, timeout=budget),
+            self.clock,
+            idempotent=call.idempotent or call.idempotency_key is not None,
+        )
+        url = call.path if "://" in call.path else self.base_url + call.path
+        headers = self._headers(call)
+        bucket = (
+            bucket_for(call.method, _path_of(call.path), synthesize=call.synthesize)
+            if call.metered
+            else UNMETERED
+        )
+        while True:
+            progress.attempts += 1
+            permit = await self.governor.acquire(bucket)
+            response: Response | None = None
+            failure: APIConnectionError | None = None
+            try:
+                response = await self.transport.send(
+                    call.method,
+                    url,
+                    headers=headers,
+                    params=call.params,
+                    json_body=call.json,
+                    content=call.content,
+                )
+            except APIConnectionError as exc:
+                failure = exc
+            finally:
+                if response is None and failure is None:
+                    # Interrupted on the wire (the deadline, or the caller cancelled).
+                    progress.ambiguous = True
+                # Every permit goes back exactly once, also when the deadline cancels us.
+                self.governor.observe(
+                    bucket,
+                    None
+                    if response is None
+                    else RateLimit.from_headers(response.headers, now=self.clock.time()),
+                    None if response is None else response.status,
+                    permit=permit,
+                )
+            if response is not None:
+                self._inspect_headers(call, response)
+                logger.debug(
+                    "%s %s -> %d (%s, attempt %d)",
+                    call.method,
+                    call.route,
+                    response.status,
+                    response.request_id,
+                    progress.attempts,
+                )
+                if 200 <= response.status < 300:
+                    if not call.expect_json:
+                        return Reply(response, None)
+                    with contextlib.suppress(ValueError):
+                        return Reply(response, json.loads(response.body))
+                    # A garbled 2xx body is a transport failure in disguise: the request
+                    # was processed and the answer lost.
+                    failure = APIConnectionError(
+                        f"{call.method} {call.route}: the {response.status} response body "
+                        f"is not valid JSON (request id {response.request_id})"
+                    )
+            progress.last_error = failure
+            if failure is not None:
+                if failure.maybe_sent:
+                    progress.ambiguous = True
+                wait = plan.next_wait(connection_error=True, maybe_sent=failure.maybe_sent)
+            else:
+                assert response is not None
+                error = self._error(response, call.idempotency_key)
+                progress.last_error = error
+                if response.status >= 500:
+                    progress.ambiguous = True
+                wait = plan.next_wait(
+                    status=response.status,
+                    error_code=error.code,
+                    retry_after=parse_retry_after(
+                        response.headers.get("Retry-After"), now=self.clock.time()
+                    ),
+                )
+            last = progress.last_error
+            assert last is not None
+            if wait is None:
+                raise self._final(call, progress, last)
+            logger.info(
+                "%s %s: attempt %d failed (%s); retrying in %.2f s",
+                call.method,
+                call.route,
+                progress.attempts,
+                last,
+                wait,
+            )
+            await self.clock.sleep(wait)
+
+    def _final(self, call: Call, progress: _Progress, error: AurousError) -> AurousError:
+        """The error to raise when the call gives up."""
+        if error.idempotency_key is None:
+            error.idempotency_key = call.idempotency_key
+        if call.creates and progress.ambiguous and _inconclusive(error):
+            unknown = OutcomeUnknownError(
+                f"{call.method} {call.route}: the outcome is unknown after "
+                f"{progress.attempts} attempt(s) (last: {error}); retry with the same "
+                f"idempotency key to resolve it safely",
+                idempotency_key=call.idempotency_key,
+                request_id=getattr(error, "request_id", None),
+            )
+            unknown.__cause__ = error
+            return unknown
+        return error
+
+    # -- helpers -----------------------------------------------------------------------
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = {"Accept": "application/json"} if call.expect_json else {}
+        if call.authenticated:
+            headers["X-Api-Key"] = self._api_key
+            headers["Aurous-Version"] = call.api_version or self.api_version
+        if call.idempotency_key is not None:
+            headers[_IDEMPOTENCY_HEADER] = call.idempotency_key
+        headers.update(call.headers)
+        return headers
+
+    def _error(self, response: Response, idempotency_key: str | None) -> APIStatusError:
+        body = response.body
+        secret = self._api_key.encode()
+        if secret and secret in body:
+            body = body.replace(secret, _REDACTED)
+        return error_from_response(
+            response.status, response.headers, body, idempotency_key=idempotency_key
+        )
+
+    def _inspect_headers(self, call: Call, response: Response) -> None:
+        for headers in (*response.history, response.headers):
+            deprecated = headers.get("Aurous-Deprecated")
+            sunset = headers.get("Sunset")
+            if (deprecated or sunset) and call.route not in self._warned_routes:
+                self._warned_routes.add(call.route)
+                detail = f"Aurous-Deprecated: {deprecated}" if deprecated else "deprecated"
+                if sunset:
+                    detail += f"; Sunset: {sunset}"
+                warnings.warn(
+                    f"{call.method} {call.route} is deprecated by the API ({detail})",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+        if not call.authenticated:
+            return
+        pinned = call.api_version or self.api_version
+        echoed = response.headers.get("Aurous-Version")
+        if echoed and echoed != pinned and (pinned, echoed) not in self._logged_versions:
+            self._logged_versions.add((pinned, echoed))
+            logger.warning(
+                "Aurous-Version %s was requested but the server applied %s", pinned, echoed
+            )
+
+
+def _inconclusive(error: AurousError) -> bool:
+    """Whether the last error leaves open that an earlier attempt was processed.
+
+    A definite client error (400, 402, 404, ...) cannot follow a processed attempt with
+    the same idempotency key: the server would have replayed the original instead.
+    """
+    if isinstance(error, APIConnectionError):
+        return True
+    if isinstance(error, APIStatusError):
+        return error.status >= 500 or error.status in (408, 409, 429)
+    return False
+
+
+def _path_of(path_or_url: str) -> str:
+    if "://" not in path_or_url:
+        return path_or_url.split("?", 1)[0]
+    rest = path_or_url.split("://", 1)[1]
+    slash = rest.find("/")
+    return rest[slash:].split("?", 1)[0] if slash >= 0 else "/"

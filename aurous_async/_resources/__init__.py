@@ -1,0 +1,1 @@
+"""One module per API resource; ``AsyncAurous`` exposes them as attributes."""

@@ -1,0 +1,338 @@
+"""``client.images``: image generations (contract §8.2-§8.7)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Sequence
+
+import anyio
+
+from .. import _validation as check
+from .._requester import Call, new_idempotency_key
+from ..models import Estimate, Generation, LoraWeight
+from ._base import AsyncPager, Page, Resource, body, page_from, params, path_id
+from ._output import fetch_output
+
+__all__ = ["Images"]
+
+
+def image_body(
+    *,
+    prompt: str,
+    negative_prompt: str | None,
+    lora_id: str | None,
+    loras: Sequence[LoraWeight] | None,
+    character_id: str | None,
+    size: str | None,
+    width: int | None,
+    height: int | None,
+    steps: int | None,
+    guidance_scale: float | None,
+    cfg_rescale: float | None,
+    denoise_strength: float | None,
+    seed: int | None,
+    count: int | None,
+    enhance_prompt: bool | None,
+    webhook_url: str | None,
+    reference_image_urls: Sequence[str] | None,
+) -> dict[str, object]:
+    """Validate an image request (the create and estimate DTO) and build its JSON body."""
+    check.image_request(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        lora_id=lora_id,
+        loras=loras,
+        character_id=character_id,
+        size=size,
+        width=width,
+        height=height,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        cfg_rescale=cfg_rescale,
+        denoise_strength=denoise_strength,
+        seed=seed,
+        count=count,
+        webhook_url=webhook_url,
+        reference_image_urls=reference_image_urls,
+    )
+    return body(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        lora_id=lora_id,
+        loras=None if loras is None else [{"lora": lw.lora, "weight": lw.weight} for lw in loras],
+        character_id=character_id,
+        size=size,
+        width=width,
+        height=height,
+        steps=steps,
+        guidance_scale=guidance_scale,
+        cfg_rescale=cfg_rescale,
+        denoise_strength=denoise_strength,
+        seed=seed,
+        count=count,
+        enhance_prompt=enhance_prompt,
+        webhook_url=webhook_url,
+        reference_image_urls=None if reference_image_urls is None else list(reference_image_urls),
+    )
+
+
+class Images(Resource):
+    """Create, price, fetch, list, cancel and download image generations."""
+
+    async def create(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str | None = None,
+        lora_id: str | None = None,
+        loras: Sequence[LoraWeight] | None = None,
+        character_id: str | None = None,
+        size: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        cfg_rescale: float | None = None,
+        denoise_strength: float | None = None,
+        seed: int | None = None,
+        count: int | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        reference_image_urls: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        api_version: str | None = None,
+    ) -> Generation:
+        """Start an image generation (``POST /v1/images``); returns it ``queued``.
+
+        Every argument is checked before anything is sent. The call is retried on
+        transient failures under one ``Idempotency-Key`` (yours, or a fresh UUID4), so a
+        retry never creates a second generation.
+
+        Args:
+            prompt: 1-4000 characters, not only whitespace.
+            lora_id: one style (id or slug); exclusive with ``loras``.
+            loras: a stack of 1-4 styles with weights 0.0-2.0; exclusive with ``lora_id``.
+            character_id: a ``ready`` character; exclusive with ``reference_image_urls``.
+            size: a preset ``<2k|4k>_<w>_<h>``; exclusive with ``width``/``height``.
+            width, height: both or neither, each 1024-4096 (snapped to 32 by the server).
+            count: 1-4 images (price x count).
+            reference_image_urls: 1-6 ``file_...`` ids or ``https://`` URLs.
+            idempotency_key: 1-256 characters; reuse it to retry a call safely later.
+            timeout: this call's total deadline in seconds (default: the client's).
+            api_version: this call's ``Aurous-Version`` (default: the client's).
+
+        Raises:
+            InvalidParameterError: an argument breaks a documented constraint.
+            InsufficientCreditsError: the team's available credits are too low.
+            OutcomeUnknownError: the last attempt's outcome is unknown; retry with
+                ``err.idempotency_key``.
+        """
+        payload = image_body(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            lora_id=lora_id,
+            loras=loras,
+            character_id=character_id,
+            size=size,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            cfg_rescale=cfg_rescale,
+            denoise_strength=denoise_strength,
+            seed=seed,
+            count=count,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+            reference_image_urls=reference_image_urls,
+        )
+        key = check.idempotency_key(idempotency_key) or new_idempotency_key()
+        call = Call(
+            method="POST",
+            path="/v1/images",
+            route="/v1/images",
+            json=payload,
+            idempotency_key=key,
+            creates=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def estimate(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str | None = None,
+        lora_id: str | None = None,
+        loras: Sequence[LoraWeight] | None = None,
+        character_id: str | None = None,
+        size: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        cfg_rescale: float | None = None,
+        denoise_strength: float | None = None,
+        seed: int | None = None,
+        count: int | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        reference_image_urls: Sequence[str] | None = None,
+        timeout: float | None = None,
+        api_version: str | None = None,
+    ) -> Estimate:
+        """Price an image request without creating anything (``POST /v1/images/estimate``).
+
+        Takes the same arguments as ``create`` and validates them the same way.
+        """
+        payload = image_body(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            lora_id=lora_id,
+            loras=loras,
+            character_id=character_id,
+            size=size,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            cfg_rescale=cfg_rescale,
+            denoise_strength=denoise_strength,
+            seed=seed,
+            count=count,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+            reference_image_urls=reference_image_urls,
+        )
+        call = Call(
+            method="POST",
+            path="/v1/images/estimate",
+            route="/v1/images/estimate",
+            json=payload,
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Estimate)
+
+    async def get(
+        self, id: str, *, timeout: float | None = None, api_version: str | None = None
+    ) -> Generation:
+        """Fetch one generation, image or video (``GET /v1/images/{id}``)."""
+        call = Call(
+            method="GET",
+            path=f"/v1/images/{path_id(id)}",
+            route="/v1/images/{id}",
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        timeout: float | None = None,
+        api_version: str | None = None,
+    ) -> AsyncPager[Generation]:
+        """Iterate the team's image and video generations, newest first (``GET /v1/images``).
+
+        Pages are fetched as the iteration goes. ``limit`` (1-100) is the page size.
+        ``starting_after`` starts below a given id; ``ending_before`` walks towards newer
+        rows from a given id instead. The two are exclusive.
+        """
+        check.page_limit(limit)
+        check.exclusive(starting_after=starting_after, ending_before=ending_before)
+        newer = ending_before is not None
+
+        async def fetch(cursor: str | None) -> Page[Generation]:
+            query = params(
+                limit=limit,
+                starting_after=None if newer else cursor,
+                ending_before=cursor if newer else None,
+            )
+            call = Call(
+                method="GET",
+                path="/v1/images",
+                route="/v1/images",
+                params=query,
+                idempotent=True,
+                timeout=timeout,
+                api_version=api_version,
+            )
+            page = page_from(await self._send(call), Generation)
+            if newer and page.data:
+                # Walking towards newer rows, the next cursor is this page's newest row.
+                return Page(page.data, page.has_more, page.data[0].id, page.request_id)
+            return page
+
+        return AsyncPager(fetch, first_cursor=ending_before if newer else starting_after)
+
+    async def cancel(
+        self, id: str, *, timeout: float | None = None, api_version: str | None = None
+    ) -> Generation:
+        """Cancel a queued or processing generation, image or video (idempotent)."""
+        call = Call(
+            method="POST",
+            path=f"/v1/images/{path_id(id)}/cancel",
+            route="/v1/images/{id}/cancel",
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def download(
+        self,
+        image: Generation | str,
+        *,
+        index: int = 0,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Return the bytes of output ``index`` (``GET /v1/images/{id}/output/{n}``).
+
+        With a ``Generation``, its signed output URL is used (no API key is sent); with an
+        id, the output route is called with the API key.
+
+        Raises:
+            GoneError: the output is past its retention (410 ``output_expired``).
+            UnprocessableEntityError: the generation ended without output (422).
+        """
+        check.output_index(index)
+        url = _output_url(image, index)
+        reply = await fetch_output(
+            self,
+            url,
+            route="/v1/images/{id}/output/{n}",
+            timeout=timeout,
+        )
+        return reply
+
+    async def save(
+        self,
+        image: Generation | str,
+        path: str | os.PathLike[str],
+        *,
+        index: int = 0,
+        timeout: float | None = None,
+    ) -> anyio.Path:
+        """Download output ``index`` and write it to ``path``; returns the path written."""
+        data = await self.download(image, index=index, timeout=timeout)
+        target = anyio.Path(path)
+        await target.write_bytes(data)
+        return target
+
+
+def _output_url(image: Generation | str, index: int) -> str:
+    if isinstance(image, str):
+        return f"/v1/images/{path_id(image)}/output/{index}"
+    urls: builtins.list[str] = list(image.output_urls or ())
+    if index < len(urls):
+        return urls[index]
+    return f"/v1/images/{path_id(image.id)}/output/{index}"

@@ -1,0 +1,251 @@
+"""``client.videos``: video generations (contract §8.9, A3, A4)."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+
+from .. import _validation as check
+from .._requester import Call, new_idempotency_key
+from ..models import Estimate, Generation
+from ._base import Resource, body, path_id
+from ._output import fetch_output
+
+__all__ = ["Videos"]
+
+
+def video_body(
+    *,
+    video_lora_id: str,
+    prompt: str | None,
+    first_frame_url: str | None,
+    last_frame_url: str | None,
+    resolution: str | None,
+    ratio: str | None,
+    duration: int | None,
+    seed: int | None,
+    camera_fixed: bool | None,
+    watermark: bool | None,
+    enhance_prompt: bool | None,
+    webhook_url: str | None,
+) -> dict[str, object]:
+    """Validate a video request (the create and estimate DTO) and build its JSON body."""
+    check.video_request(
+        video_lora_id=video_lora_id,
+        prompt=prompt,
+        first_frame_url=first_frame_url,
+        last_frame_url=last_frame_url,
+        resolution=resolution,
+        ratio=ratio,
+        duration=duration,
+        seed=seed,
+        webhook_url=webhook_url,
+    )
+    return body(
+        video_lora_id=video_lora_id,
+        prompt=prompt,
+        first_frame_url=first_frame_url,
+        last_frame_url=last_frame_url,
+        resolution=resolution,
+        ratio=ratio,
+        duration=duration,
+        seed=seed,
+        camera_fixed=camera_fixed,
+        watermark=watermark,
+        enhance_prompt=enhance_prompt,
+        webhook_url=webhook_url,
+    )
+
+
+class Videos(Resource):
+    """Create, price, poll, cancel and download video generations.
+
+    Videos share the generation resource with images: ``get`` and ``cancel`` go through
+    ``/v1/images/{id}`` (there is no ``GET /v1/videos/{id}``), and ``client.images.list()``
+    lists videos too.
+    """
+
+    async def create(
+        self,
+        *,
+        video_lora_id: str,
+        prompt: str | None = None,
+        first_frame_url: str | None = None,
+        last_frame_url: str | None = None,
+        resolution: str | None = None,
+        ratio: str | None = None,
+        duration: int | None = None,
+        seed: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        api_version: str | None = None,
+    ) -> Generation:
+        """Start a video generation (``POST /v1/videos``); returns it ``queued``.
+
+        Retried on transient failures under one ``Idempotency-Key``, like image creates.
+
+        Args:
+            video_lora_id: the video model (id or slug).
+            prompt: optional text guidance.
+            first_frame_url, last_frame_url: a ``file_...`` id or an ``https://`` URL of
+                at most 2048 characters; a last frame needs a first frame.
+            resolution: ``480p``, ``720p`` or ``1080p``.
+            ratio: ``16:9``, ``4:3``, ``1:1``, ``3:4``, ``9:16`` or ``21:9``.
+            duration: seconds, 2-12 (the server's default is 5).
+            seed: ``-1`` for random.
+            idempotency_key: 1-256 characters; reuse it to retry a call safely later.
+        """
+        payload = video_body(
+            video_lora_id=video_lora_id,
+            prompt=prompt,
+            first_frame_url=first_frame_url,
+            last_frame_url=last_frame_url,
+            resolution=resolution,
+            ratio=ratio,
+            duration=duration,
+            seed=seed,
+            camera_fixed=camera_fixed,
+            watermark=watermark,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+        )
+        key = check.idempotency_key(idempotency_key) or new_idempotency_key()
+        call = Call(
+            method="POST",
+            path="/v1/videos",
+            route="/v1/videos",
+            json=payload,
+            idempotency_key=key,
+            creates=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def estimate(
+        self,
+        *,
+        video_lora_id: str,
+        prompt: str | None = None,
+        first_frame_url: str | None = None,
+        last_frame_url: str | None = None,
+        resolution: str | None = None,
+        ratio: str | None = None,
+        duration: int | None = None,
+        seed: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        timeout: float | None = None,
+        api_version: str | None = None,
+    ) -> Estimate:
+        """Price a video request without creating anything (``POST /v1/videos/estimate``)."""
+        payload = video_body(
+            video_lora_id=video_lora_id,
+            prompt=prompt,
+            first_frame_url=first_frame_url,
+            last_frame_url=last_frame_url,
+            resolution=resolution,
+            ratio=ratio,
+            duration=duration,
+            seed=seed,
+            camera_fixed=camera_fixed,
+            watermark=watermark,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+        )
+        call = Call(
+            method="POST",
+            path="/v1/videos/estimate",
+            route="/v1/videos/estimate",
+            json=payload,
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Estimate)
+
+    async def get(
+        self, id: str, *, timeout: float | None = None, api_version: str | None = None
+    ) -> Generation:
+        """Poll one video (``GET /v1/images/{id}`` with its ``vid_`` id, contract A3)."""
+        call = Call(
+            method="GET",
+            path=f"/v1/images/{path_id(id)}",
+            route="/v1/images/{id}",
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def cancel(
+        self, id: str, *, timeout: float | None = None, api_version: str | None = None
+    ) -> Generation:
+        """Cancel a queued or processing video (``POST /v1/images/{id}/cancel``)."""
+        call = Call(
+            method="POST",
+            path=f"/v1/images/{path_id(id)}/cancel",
+            route="/v1/images/{id}/cancel",
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def download(
+        self,
+        video: Generation | str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Return the video's bytes (``GET /v1/videos/{id}/output``).
+
+        ``start``/``end`` (inclusive byte offsets, as in HTTP ``Range``) read part of the
+        file: ``start=0, end=1023`` is the first KiB, ``start=1024`` the rest from there.
+
+        Raises:
+            GoneError: the output is past its retention (410 ``output_expired``).
+            UnprocessableEntityError: the video ended without output (422).
+        """
+        check.byte_range(start, end)
+        headers = {}
+        if start is not None or end is not None:
+            first = 0 if start is None else start
+            headers["Range"] = f"bytes={first}-{'' if end is None else end}"
+        return await fetch_output(
+            self,
+            _output_url(video),
+            route="/v1/videos/{id}/output",
+            timeout=timeout,
+            headers=headers,
+        )
+
+    async def save(
+        self,
+        video: Generation | str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+    ) -> anyio.Path:
+        """Download the whole video and write it to ``path``; returns the path written."""
+        data = await self.download(video, timeout=timeout)
+        target = anyio.Path(path)
+        await target.write_bytes(data)
+        return target
+
+
+def _output_url(video: Generation | str) -> str:
+    if isinstance(video, str):
+        return f"/v1/videos/{path_id(video)}/output"
+    if video.output_video_url:
+        return video.output_video_url
+    return f"/v1/videos/{path_id(video.id)}/output"

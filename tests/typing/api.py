@@ -1,0 +1,170 @@
+"""The public API as users write it; ``mypy --strict`` checks this file, nothing runs it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import anyio
+
+from aurous_async import (
+    API_VERSION,
+    APIStatusError,
+    AsyncAurous,
+    AsyncPager,
+    Balance,
+    BucketState,
+    Character,
+    CharacterAttributes,
+    DeletedFile,
+    Estimate,
+    File,
+    Generation,
+    GenerationStatus,
+    InvalidParameterError,
+    Limits,
+    Lora,
+    LoraWeight,
+    OutcomeUnknownError,
+    Page,
+    Pricing,
+    RateLimitError,
+    RetryPolicy,
+    Team,
+    Timeouts,
+    UploadTicket,
+    UsageBucket,
+    UsageEvent,
+    VideoLora,
+    WebhookEndpoint,
+    WebhookTestFire,
+    __version__,
+)
+
+
+async def images(client: AsyncAurous) -> None:
+    est: Estimate = await client.images.estimate(prompt="a cat", size="2k_1_1")
+    amount: float = est.amount
+    img: Generation = await client.images.create(
+        prompt="a cat",
+        lora_id="golden-hour-photography",
+        count=2,
+        idempotency_key="my-key",
+        timeout=30.0,
+        api_version=API_VERSION,
+    )
+    stacked: Generation = await client.images.create(
+        prompt="a cat", loras=[LoraWeight("lora_a", 0.5), LoraWeight("b")], width=1024, height=1536
+    )
+    img = await client.images.get(img.id)
+    done: bool = img.is_terminal and img.status is GenerationStatus.SUCCEEDED
+    pager: AsyncPager[Generation] = client.images.list(limit=50)
+    async for g in pager:
+        gid: str = g.id
+    async for page in client.images.list().pages():
+        first: Page[Generation] = page
+    some: list[Generation] = await client.images.list().collect(max_items=10)
+    cancelled: Generation = await client.images.cancel(img.id)
+    data: bytes = await client.images.download(img, index=0)
+    written: anyio.Path = await client.images.save(img, Path("out.png"))
+    del amount, stacked, done, gid, first, some, cancelled, data, written
+
+
+async def videos(client: AsyncAurous) -> None:
+    vid: Generation = await client.videos.create(
+        video_lora_id="seedance-1-pro", prompt="waves", resolution="720p", duration=5
+    )
+    est: Estimate = await client.videos.estimate(video_lora_id="seedance-1-pro", duration=4)
+    vid = await client.videos.get(vid.id)
+    head: bytes = await client.videos.download(vid, start=0, end=1023)
+    await client.videos.save(vid, "clip.mp4")
+    await client.videos.cancel(vid.id)
+    del est, head
+
+
+async def catalogue(client: AsyncAurous) -> None:
+    loras: list[Lora] = [lora async for lora in client.loras.list()]
+    one: Lora = await client.loras.get("golden-hour-photography")
+    vl: VideoLora = await client.video_loras.get("seedance-1-pro")
+    pricing: Pricing = await client.pricing.get(api_version="2026-05-15")
+    balance: Balance = await client.balance.get()
+    team: Team = await client.team.get()
+    del loras, one, vl, pricing, balance, team
+
+
+async def files_and_characters(client: AsyncAurous) -> None:
+    f: File = await client.files.create(Path("ref.png"), purpose="reference", metadata={"a": "b"})
+    f = await client.files.get(f.id)
+    gone: DeletedFile = await client.files.delete(f.id)
+    ticket: UploadTicket = await client.characters.upload("face.jpg")
+    ticket2: UploadTicket = await client.characters.uploads.init(
+        filename="side.png", content_type="image/png"
+    )
+    await client.characters.uploads.put(ticket2, b"...")
+    pose = (await client.characters.uploads.classify(ticket.upload_id)).pose
+    char: Character = await client.characters.create(
+        name="Aurora", upload_ids=[ticket.upload_id, ticket2.upload_id]
+    )
+    synth: Character = await client.characters.create(
+        name="Nova", generate=True, attributes=CharacterAttributes(gender="female", age=28)
+    )
+    char = await client.characters.update(char.id, name="Aurora II", attributes={"age": 29})
+    char = await client.characters.refs.regenerate(char.id, pose="front")
+    char = await client.characters.resynthesize(char.id, force_all=True)
+    char = await client.characters.save(char.id)
+    async for c in client.characters.list(limit=10):
+        del c
+    await client.characters.delete(char.id)
+    del gone, pose, synth
+
+
+async def webhooks_and_usage(client: AsyncAurous) -> None:
+    ep: WebhookEndpoint = await client.webhook_endpoints.create(
+        url="https://example.com/hook", events=["image.completed"]
+    )
+    secret: str | None = ep.secret
+    ep = await client.webhook_endpoints.rotate_secret(ep.id)
+    fired: WebhookTestFire = await client.webhook_endpoints.test(
+        ep.id, event_type="image.completed"
+    )
+    await client.webhook_endpoints.get(ep.id)
+    await client.webhook_endpoints.delete(ep.id)
+    since = datetime.now(timezone.utc) - timedelta(days=7)
+    buckets: list[UsageBucket] = await client.usage.list(
+        start_time=since, bucket_width="1d", group_by=["status"]
+    ).collect()
+    events: list[UsageEvent] = await client.usage.events.list(type="charge").collect(100)
+    del secret, fired, buckets, events
+
+
+async def lifecycle_and_errors() -> None:
+    async with AsyncAurous(
+        "al_live_x",
+        base_url="http://127.0.0.1:8000",
+        timeout=60.0,
+        retry=RetryPolicy(max_attempts=3),
+        limits=Limits(max_connections=10),
+        timeouts=Timeouts(connect=5.0),
+    ) as client:
+        limits: dict[str, BucketState] = dict(client.rate_limits)
+        try:
+            await client.images.create(prompt="x")
+        except OutcomeUnknownError as err:
+            key: str | None = err.idempotency_key
+            del key
+        except RateLimitError as err:
+            wait: float | None = err.retry_after
+            del wait
+        except APIStatusError as err:
+            status: int = err.status
+            code: str | None = err.code
+            rid: str | None = err.request_id
+            del status, code, rid
+        except InvalidParameterError as err:
+            param: str | None = err.param
+            del param
+        del limits
+    client2 = AsyncAurous()
+    await client2.close()
+    version: str = __version__
+    del version
