@@ -42,9 +42,7 @@ async def run_one(client: AsyncAurous, prompt: str, seed: int, out: Path) -> dic
     }
 
 
-async def main(out: Path, time_scale: float) -> int:
-    prompts = [p.strip() for p in PROMPTS.read_text().splitlines() if p.strip()]
-    out.mkdir(parents=True, exist_ok=True)
+async def main(prompts: list[str], out: Path, time_scale: float) -> int:
     async with (
         run_emulator(time_scale=time_scale) as emulator,
         AsyncAurous(emulator.api_key, base_url=emulator.base_url) as client,
@@ -56,7 +54,7 @@ async def main(out: Path, time_scale: float) -> int:
         balance = await client.balance.get()
     for row in results:
         print(f"{row['id']}  {row['status']:<10} {row['prompt']}")
-    (out / "manifest.json").write_text(json.dumps(results, indent=2) + "\n")
+    await anyio.Path(out, "manifest.json").write_text(json.dumps(results, indent=2) + "\n")
     succeeded = sum(1 for row in results if row["status"] == "succeeded")
     print(f"{succeeded}/{len(results)} succeeded; balance now {balance.credits} credits")
     print(f"outputs and manifest in {out}/")
@@ -68,4 +66,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("out"))
     parser.add_argument("--time-scale", type=float, default=60.0)
     args = parser.parse_args()
-    raise SystemExit(asyncio.run(main(args.out, args.time_scale)))
+    lines = [p.strip() for p in PROMPTS.read_text().splitlines() if p.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    raise SystemExit(asyncio.run(main(lines, args.out, args.time_scale)))
