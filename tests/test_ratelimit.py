@@ -614,7 +614,6 @@ async def test_fan_out_on_a_fast_scaled_clock_sees_no_429() -> None:
     server = TokenBucket(ServerSpec(120, 60), clock.time())
     rng = random.Random(3)
     refused = 0
-    start = clock.time()
 
     async def one() -> None:
         nonlocal refused
@@ -630,8 +629,9 @@ async def test_fan_out_on_a_fast_scaled_clock_sees_no_429() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(200):
             tg.start_soon(one)
+    # No bound on elapsed time here: at 500x, scheduling jitter of a loaded machine is
+    # magnified into scaled seconds. Full use of the bucket is asserted on a fake clock.
     assert refused == 0
-    assert clock.time() - start < 80 * 1.2
 
 
 def test_retry_after_http_date_defaults_to_the_system_clock() -> None:

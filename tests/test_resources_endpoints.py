@@ -87,7 +87,7 @@ async def test_every_contract_endpoint_is_reached() -> None:
         settle(emu)
         await client.characters.resynthesize(char.id)
         await client.characters.delete(char.id)
-        ep = await client.webhook_endpoints.create(url="https://example.com/h", events=["*"])
+        ep = await client.webhook_endpoints.create(url="http://127.0.0.1:9/h", events=["*"])
         await client.webhook_endpoints.get(ep.id)
         await client.webhook_endpoints.rotate_secret(ep.id)
         await client.webhook_endpoints.test(ep.id, event_type="image.completed")
