@@ -108,7 +108,7 @@ async def test_list_is_lazy() -> None:
 
 async def test_cancel_is_idempotent_and_refused_when_terminal() -> None:
     """Cancel ends a queued job; again is a no-op; a finished one gives 400."""
-    async with emulated() as (emu, client):
+    async with emulated(time_scale=1e-6) as (emu, client):
         img = await client.images.create(prompt="to cancel")
         cancelled = await client.images.cancel(img.id)
         assert cancelled.status == GenerationStatus.CANCELLED

@@ -84,7 +84,7 @@ async def test_save_writes_the_video(tmp_path: Path) -> None:
 
 async def test_cancel_a_video() -> None:
     """Cancelling a video goes through ``/v1/images/{id}/cancel`` (the images bucket)."""
-    async with emulated() as (emu, client):
+    async with emulated(time_scale=1e-6) as (emu, client):
         vid = await client.videos.create(video_lora_id="seedance-1-pro")
         cancelled = await client.videos.cancel(vid.id)
         assert cancelled.status == GenerationStatus.CANCELLED
