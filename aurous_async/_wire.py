@@ -21,7 +21,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .models import RESPONSE_META
+from .models import RESPONSE_META, OpenStrEnum
 
 __all__ = ["converter", "format_datetime", "parse_datetime", "structure", "unstructure"]
 
@@ -97,12 +97,17 @@ def _structure_optional_bool(value: object, _: type) -> bool | None:
     return _boolean(value)
 
 
-def _structure_str(value: object, cls: type[str]) -> str:
+def _structure_str(value: object, _: type) -> str:
     if isinstance(value, (dict, list)) or value is None:
         raise ValueError(f"not a string: {value!r}")
-    if cls is not str:
-        return cls(value)  # a str-based enum: an unknown value becomes a pseudo-member
     return value if isinstance(value, str) else str(value)
+
+
+def _structure_open_enum(value: object, cls: type[OpenStrEnum]) -> OpenStrEnum:
+    # Only strings are enum values; an unknown one becomes a pseudo-member (kept verbatim).
+    if not isinstance(value, str):
+        raise ValueError(f"not a {cls.__name__} value: {value!r}")
+    return cls(value)
 
 
 def _response_meta(cls: Any) -> list[str]:
@@ -136,6 +141,12 @@ converter.register_structure_hook(datetime, lambda value, _: parse_datetime(valu
 converter.register_unstructure_hook(datetime, format_datetime)
 converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(str, _structure_str)
+# ``str`` hooks dispatch on the MRO, so the ``str`` one alone would also catch every
+# ``OpenStrEnum`` (a ``str`` subclass) and hand back plain strings. The more specific
+# registration below wins for them, and over cattrs' built-in ``Enum`` hook, which refuses
+# unknown values. (A ``lambda t: t is str`` predicate would not do: cattrs' own ``str``
+# class hook takes precedence over predicates.)
+converter.register_structure_hook(OpenStrEnum, _structure_open_enum)
 converter.register_structure_hook_func(lambda t: t is object, lambda value, _: value)
 converter.register_structure_hook_factory(attrs.has, _structure_attrs)
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)

@@ -10,7 +10,7 @@ async with run_emulator(time_scale=50) as emu:
 
 from __future__ import annotations
 
-from ._faults import Fault, FaultKind
+from ._faults import Fault, FaultKind, WebhookFault
 from ._server import Emulator, SeededTeam, run_emulator, serve
 from ._settings import (
     API_VERSION,
@@ -19,17 +19,20 @@ from ._settings import (
     BucketSpec,
     EmulatorSettings,
 )
+from ._webhooks import Delivery
 
 __all__ = [
     "API_VERSION",
     "DEMO_API_KEY",
     "DOCUMENTED_BUCKETS",
     "BucketSpec",
+    "Delivery",
     "Emulator",
     "EmulatorSettings",
     "Fault",
     "FaultKind",
     "SeededTeam",
+    "WebhookFault",
     "run_emulator",
     "serve",
 ]

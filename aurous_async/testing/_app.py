@@ -8,6 +8,7 @@ limit -> forced faults -> idempotency -> handler. Every response carries
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -127,12 +128,11 @@ class Pipeline:
         ctx = Ctx(request, state, request_id)
         headers: dict[str, str] = {"Aurous-Request-Id": request_id}
         fault = state.faults.take(request.method, request.path)
-        bucket: str | None = None
         try:
             if fault is not None:
                 await self._early_fault(fault, request)
             state.scheduler.settle()
-            status, body, ctype, bucket = await self._process(ctx, headers, fault)
+            status, body, ctype = await self._process(ctx, headers, fault)
         except ApiError as error:
             status, body, ctype = (
                 error.status,
@@ -153,12 +153,16 @@ class Pipeline:
                     request.method,
                     request.path,
                     status,
-                    bucket,
+                    ctx.bucket,
                     ctx.team.id if ctx.team is not None else None,
                     state.now(),
                     request_id,
                 )
             )
+        if fault is not None and fault.kind == "hang_after_commit":
+            await _hang(request, fault, state)
+            _drop(request)
+            return web.Response(status=499)
         if fault is not None and fault.kind in ("drop_after_commit", "truncated_body"):
             return await self._broken_response(request, fault, status, body, ctype, headers)
         if fault is not None and fault.kind == "malformed_body" and 200 <= status < 300:
@@ -167,14 +171,20 @@ class Pipeline:
 
     async def _early_fault(self, fault: Fault, request: web.Request) -> None:
         if fault.kind == "delay":
-            await asyncio.sleep(fault.delay)
+            # Stalls, but never past the emulator's own shutdown.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.state.stopping.wait(), fault.delay)
         elif fault.kind == "drop_before":
+            _drop(request)
+            raise _Dropped
+        elif fault.kind == "hang":
+            await _hang(request, fault, self.state)
             _drop(request)
             raise _Dropped
 
     async def _process(
         self, ctx: Ctx, headers: dict[str, str], fault: Fault | None
-    ) -> tuple[int, bytes, str, str | None]:
+    ) -> tuple[int, bytes, str]:
         route, state, request = self.route, self.state, ctx.request
         bucket: str | None = None
         if route.auth:
@@ -187,6 +197,7 @@ class Pipeline:
             assert ctx.key is not None
             if route.bucket is not None:
                 bucket = route.bucket if isinstance(route.bucket, str) else await route.bucket(ctx)
+                ctx.bucket = bucket  # logged even when this request ends in an error
             if SCOPE_RANK[ctx.key.scope] < SCOPE_RANK[route.scope]:
                 if bucket is not None:
                     headers.update(state.limiter.peek(ctx.team.id, bucket).headers())
@@ -213,23 +224,27 @@ class Pipeline:
             )
         idem_key = _idempotency_key(request) if route.idempotent else None
         if idem_key is None:
-            status, body, ctype = _render(await route.handler(ctx), headers)
-            return status, body, ctype, bucket
-        fingerprint = (
-            await route.fingerprint(ctx) if route.fingerprint else canonical_json(await ctx.json())
+            return _render(await route.handler(ctx), headers)
+        # The key names the route by its template; the path parameters belong to the
+        # request, so one key reused on another character (say) is a different request.
+        fingerprint = canonical_json(
+            {
+                "path": dict(request.match_info),
+                "body": await route.fingerprint(ctx) if route.fingerprint else await ctx.json(),
+            }
         )
         cached = state.idempotency.begin(
             ctx.team.id, idem_key, self.route_key, fingerprint, ctx.now
         )
         if cached is not None:
             headers["Aurous-Idempotent-Replayed"] = "true"
-            return cached.status, cached.body, cached.content_type, bucket
+            return cached.status, cached.body, cached.content_type
         status, body, ctype = 500, b"", "application/json"
         try:
             status, body, ctype = _render(await route.handler(ctx), headers)
         finally:
             state.idempotency.finish(ctx.team.id, idem_key, status, body, ctype)
-        return status, body, ctype, bucket
+        return status, body, ctype
 
     async def _broken_response(
         self,
@@ -254,6 +269,21 @@ class Pipeline:
 
 class _Dropped(Exception):
     """The connection was cut on purpose; nothing more is written."""
+
+
+#: How often a hung request checks whether its client left or the emulator is stopping.
+_HANG_POLL = 0.02
+
+
+async def _hang(request: web.Request, fault: Fault, state: EmulatorState) -> None:
+    """Answer nothing until the client hangs up, the emulator stops, or ``fault.delay``."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + fault.delay if fault.delay > 0 else None
+    while not state.closing and (until is None or loop.time() < until):
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(_HANG_POLL)
 
 
 def _drop(request: web.Request) -> None:

@@ -88,8 +88,10 @@ class Billing:
         self._append(team, "topup", amount, description=description)
 
     def adjust(self, team: Team, delta: Decimal, description: str = "Adjustment") -> None:
+        """Move the total by ``delta`` (an admin adjustment); may fire ``usage.balance_low``."""
         team.credits += delta
         self._append(team, "adjustment", abs(delta), description=description, negative=delta < 0)
+        self._maybe_balance_low(team)
 
     def set_credits(self, team: Team, credits: Decimal) -> None:
         """Move the total to ``credits`` with one adjustment row (test control)."""

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from ._characters import CONTENT_TYPES, EXTENSIONS, POSES
 from ._errors import ApiError, bad_format, invalid, missing, not_found, out_of_range
 from ._files import MAX_FILE_BYTES
-from ._idempotency import canonical_json
 from ._pagination import paginate
 from ._routing import Ctx, Reply, Route
 from ._validate import boolean, choice, items, reject_unknown, text
@@ -262,11 +261,6 @@ async def resynthesize(ctx: Ctx) -> Reply:
     return Reply(body=store.to_json(character))
 
 
-async def path_fingerprint(ctx: Ctx) -> str:
-    """The body match also covers the character id: one key, one character."""
-    return canonical_json({"path": ctx.request.path, "body": await ctx.json()})
-
-
 async def ref_content(ctx: Ctx) -> Reply:
     """A ref's image bytes behind its signed URL (emulator detail)."""
     found = ctx.state.characters.ref_content(
@@ -321,7 +315,6 @@ ROUTES: list[Route] = [
         bucket="characters_synthesize",
         scope="write",
         idempotent=True,
-        fingerprint=path_fingerprint,
     ),
     Route(
         "POST",
@@ -330,7 +323,6 @@ ROUTES: list[Route] = [
         bucket="characters_synthesize",
         scope="write",
         idempotent=True,
-        fingerprint=path_fingerprint,
     ),
     Route(
         "PUT",

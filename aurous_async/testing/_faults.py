@@ -14,6 +14,8 @@ FaultKind = Literal[
     "malformed_body",
     "truncated_body",
     "rate_limit",
+    "hang",
+    "hang_after_commit",
 ]
 FAULT_KINDS: tuple[str, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
@@ -35,7 +37,9 @@ class Fault:
         match: ``"METHOD /path-prefix"``, or a bare path prefix, or ``None`` for any request.
         times: how many matching requests it hits; ``-1`` for every one.
         status: the 5xx status for ``kind="status"``.
-        delay: real seconds to stall for ``kind="delay"``.
+        delay: real seconds to stall for ``kind="delay"``; for the ``hang`` kinds, the
+            most real seconds to hang (``0``: until the client goes away or the
+            emulator stops).
         retry_after: the ``Retry-After`` for ``kind="rate_limit"`` (default: 1).
     """
 
@@ -82,3 +86,20 @@ class FaultPlan:
                         self._faults.remove(fault)
                 return fault
         return None
+
+
+@attrs.define
+class WebhookFault:
+    """Misbehaviour of signed endpoint deliveries, until cleared (receiver tests).
+
+    Args:
+        duplicate: send every delivery twice (same event id, signed twice).
+        skew: seconds added to the signature's ``t=`` (negative: stale, positive: future).
+        tamper: change the body after signing it.
+        wrong_secret: sign with a secret the endpoint never had.
+    """
+
+    duplicate: bool = False
+    skew: float = 0.0
+    tamper: bool = False
+    wrong_secret: bool = False

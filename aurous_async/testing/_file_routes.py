@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._errors import ApiError, bad_format, missing, not_found, out_of_range
 from ._files import MAX_FILE_BYTES, PURPOSES, check_image
@@ -76,7 +77,13 @@ async def _parse_form(ctx: Ctx) -> UploadForm:
                 raise out_of_range(name, f"'{name}' is too long.")
             oversized = oversized or too_long
             fields[name] = data
-    except (ValueError, AssertionError, RuntimeError, web.HTTPException) as exc:
+    except (
+        ValueError,
+        AssertionError,
+        RuntimeError,
+        HttpProcessingError,  # a part's headers do not parse (found by the fuzz suite)
+        web.HTTPException,
+    ) as exc:
         raise bad_format(None, f"Malformed multipart body: {exc}") from None
     if "file" not in fields:
         raise missing("file")

@@ -176,6 +176,31 @@ class LoraCatalog:
                 self._public[ref] = lora
         self._private: dict[str, Lora] = {}
         self._private_refs: dict[tuple[str, str], Lora] = {}
+        self._seeded: list[Lora] = []
+
+    def add(self, lora: Lora) -> None:
+        """Seed one more style (test control): public, or private to ``lora.team_id``.
+
+        Raises:
+            ValueError: its id, slug or legacy UUID already names a style it would shadow.
+        """
+        refs = (lora.id, lora.slug, lora.legacy_uuid)
+        taken = [
+            ref
+            for ref in refs
+            if ref in self._public
+            or (lora.team_id is None and any(r == ref for _, r in self._private_refs))
+            or (lora.team_id is not None and (lora.team_id, ref) in self._private_refs)
+            or (lora.team_id is not None and ref == "house-style")
+        ]
+        if taken:
+            raise ValueError(f"a LoRA with id or slug {taken[0]!r} exists already")
+        for ref in refs:
+            if lora.team_id is None:
+                self._public[ref] = lora
+            else:
+                self._private_refs[(lora.team_id, ref)] = lora
+        self._seeded.append(lora)
 
     def private_for(self, team_id: str) -> Lora:
         """The team's own style ("House Style"), delivered privately to that team only."""
@@ -199,8 +224,13 @@ class LoraCatalog:
         return lora
 
     def image_loras(self, team_id: str) -> list[Lora]:
-        """Every image style the team may use: the public ones, then its private one."""
-        return [*PUBLIC_IMAGE_LORAS, self.private_for(team_id)]
+        """Every image style the team may use: the public ones, then its private ones."""
+        seeded = [
+            lora
+            for lora in self._seeded
+            if lora.kind == "image" and lora.team_id in (None, team_id)
+        ]
+        return [*PUBLIC_IMAGE_LORAS, *seeded, self.private_for(team_id)]
 
     def resolve(self, team_id: str, ref: str) -> Lora | None:
         """The style ``ref`` (id, slug or legacy UUID) names for this team, if visible."""

@@ -60,7 +60,7 @@ class Route:
 class Ctx:
     """The request as a handler sees it."""
 
-    __slots__ = ("_json", "key", "request", "request_id", "state", "team", "version")
+    __slots__ = ("_json", "bucket", "key", "request", "request_id", "state", "team", "version")
 
     def __init__(self, request: web.Request, state: EmulatorState, request_id: str) -> None:
         self.request = request
@@ -69,6 +69,8 @@ class Ctx:
         self.team: Team = None  # type: ignore[assignment]
         self.key: ApiKey | None = None
         self.version = API_VERSION
+        #: The rate-limit bucket charged (or refused) for this request, once known.
+        self.bucket: str | None = None
         self._json: object = _UNSET
 
     @property

@@ -14,7 +14,8 @@ from aiohttp import web
 from aurous_async._clock import Clock, ScaledClock
 
 from ._app import build_app
-from ._faults import Fault
+from ._faults import Fault, WebhookFault
+from ._loras import Lora, stable_id
 from ._settings import EmulatorSettings
 from ._state import KEY_ROTATION_GRACE, EmulatorState, RequestRecord
 
@@ -91,12 +92,66 @@ class Emulator:
     def set_billing_mode(self, team_id: str, mode: str) -> None:
         self.state.teams[team_id].billing_mode = mode
 
+    def add_lora(
+        self,
+        name: str,
+        *,
+        slug: str | None = None,
+        kind: str = "image",
+        team_id: str | None = None,
+        description: str = "",
+        **defaults: Any,
+    ) -> str:
+        """Seed a LoRA style; returns its ``lora_`` id.
+
+        Args:
+            name: the display name.
+            slug: defaults to the name, lower-cased and dash-joined.
+            kind: ``"image"`` (listed by ``GET /v1/loras``) or ``"video"`` (for
+                ``video_lora_id`` and ``GET /v1/video_loras/{id}``).
+            team_id: make it private to that team; ``None`` for a public style.
+            defaults: ``default_steps``, ``default_guidance_scale``, ``has_template``,
+                ``default_resolution``, ... (the fields of the LoRA objects).
+        """
+        if kind not in ("image", "video"):
+            raise ValueError("kind must be 'image' or 'video'")
+        if team_id is not None and team_id not in self.state.teams:
+            raise ValueError(f"unknown team {team_id!r}")
+        slug = slug or "-".join(name.lower().split())
+        lora = Lora(
+            stable_id("lora", f"seeded:{team_id}:{slug}"),
+            slug,
+            name,
+            kind,
+            description,
+            created_at=self.state.now(),
+            team_id=team_id,
+            **defaults,
+        )
+        self.state.generations.loras.add(lora)
+        return lora.id
+
     # -- faults and outcomes ---------------------------------------------------------
     def inject(self, fault: Fault) -> None:
         self.state.faults.add(fault)
 
     def clear_faults(self) -> None:
+        """Drop every pending request fault and the webhook fault; release held webhooks."""
         self.state.faults.clear()
+        self.state.webhooks.fault = None
+        self.state.webhooks.release()
+
+    def inject_webhook_fault(self, fault: WebhookFault) -> None:
+        """Make signed endpoint deliveries misbehave until ``clear_faults``."""
+        self.state.webhooks.fault = fault
+
+    def hold_webhooks(self) -> None:
+        """Queue deliveries without sending them, until ``release_webhooks``."""
+        self.state.webhooks.hold()
+
+    def release_webhooks(self, *, reverse: bool = False) -> None:
+        """Send the held deliveries, oldest first, or newest first with ``reverse``."""
+        self.state.webhooks.release(reverse=reverse)
 
     def force_outcome(
         self, generation_id: str, status: str, error_message: str | None = None
@@ -107,6 +162,11 @@ class Emulator:
     def force_next_outcome(self, status: str, error_message: str | None = None) -> None:
         """The next generation created ends in ``status``."""
         self.state.generations.force_next_outcome(status, error_message)
+
+    def force_next_character_outcome(self, status: str, error_message: str | None = None) -> None:
+        """The next character synthesis started (create, regenerate, resynthesize) ends in
+        ``status``: ``"ready"``, ``"failed"`` or ``"reviewing"`` (the older save flow)."""
+        self.state.characters.force_next_outcome(status, error_message)
 
     def generations(self, team_id: str | None = None) -> list[dict[str, Any]]:
         """Server-side generation rows, as the API would render them."""
@@ -154,6 +214,8 @@ async def serve(settings: EmulatorSettings) -> AsyncIterator[Emulator]:
     try:
         yield Emulator(state, base_url)
     finally:
+        state.closing = True
+        state.stopping.set()
         for task in tasks:
             task.cancel()
         for task in tasks:

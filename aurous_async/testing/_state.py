@@ -122,6 +122,9 @@ class EmulatorState:
         self.teams: dict[str, Team] = {}
         self.keys: dict[str, ApiKey] = {}
         self.requests: list[RequestRecord] = []
+        #: Set while the server shuts down: hung requests (fault ``hang``) let go.
+        self.closing = False
+        self.stopping = asyncio.Event()
         self.limiter = RateLimiter(settings.buckets, self.rate_clock)
         self.idempotency = IdempotencyStore()
         self.scheduler = Scheduler(self.clock)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import attrs
 
+from ._faults import WebhookFault
 from ._ids import new_id
 from ._serialize import dumps, iso
 from ._settings import API_VERSION
@@ -172,6 +173,21 @@ class WebhookHub:
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._pending = 0
+        #: Test controls: deliveries misbehave (``WebhookFault``), or wait to be released.
+        self.fault: WebhookFault | None = None
+        self._held = False
+
+    def hold(self) -> None:
+        """Keep queued deliveries (and retries that come due) until ``release``."""
+        self._held = True
+
+    def release(self, *, reverse: bool = False) -> None:
+        """Send what ``hold`` kept: in queue order, or newest first with ``reverse``."""
+        self._held = False
+        if reverse:
+            self._ready.reverse()
+        if self._wake is not None:
+            self._wake.set()
 
     # -- the endpoint store (used by _webhook_routes) ----------------------------------
     def create(
@@ -275,7 +291,7 @@ class WebhookHub:
         )
         try:
             while True:
-                while self._ready:
+                while self._ready and not self._held:
                     task = asyncio.create_task(self._attempt(session, limit, self._ready.popleft()))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -290,8 +306,10 @@ class WebhookHub:
             await session.close()
 
     def _enqueue(self, job: _Job) -> None:
-        self._pending += 1
-        self._requeue(job)
+        copies = 2 if self.fault is not None and self.fault.duplicate and job.endpoint_id else 1
+        for _ in range(copies):
+            self._pending += 1
+            self._requeue(job)
 
     def _requeue(self, job: _Job) -> None:
         self._ready.append(job)
@@ -345,19 +363,27 @@ class WebhookHub:
                     return
                 url = endpoint.url
                 assert job.event_id is not None
-                headers["Aurous-Webhook-Signature"] = signature_header(
-                    job.body, endpoint.signing_secrets(now), int(now)
-                )
+                secrets_, stamp, body = endpoint.signing_secrets(now), now, job.body
+                fault = self.fault
+                if fault is not None:
+                    stamp += fault.skew
+                    if fault.wrong_secret:
+                        secrets_ = [new_secret()]
+                headers["Aurous-Webhook-Signature"] = signature_header(body, secrets_, int(stamp))
+                if fault is not None and fault.tamper:
+                    body = body[: body.rindex(b"}")] + b',"tampered":true}'
                 headers["Aurous-Event-Id"] = job.event_id
                 headers["Aurous-Event-Type"] = job.event_type
-            status, error = await self._post(session, url, job.body, headers)
+            else:
+                body = job.body
+            status, error = await self._post(session, url, body, headers)
         record = Delivery(
             endpoint_id=job.endpoint_id,
             url=url,
             event_id=job.event_id,
             event_type=job.event_type,
             headers=headers,
-            body=job.body,
+            body=body,
             attempt=job.attempt,
             at=now,
             status=status,

@@ -651,14 +651,14 @@ async def test_balance_low_reaches_a_subscribed_endpoint(
 ) -> None:
     """Dropping below the threshold sends one usage.balance_low event with the balance."""
     await create(http, receiver.url("money"), ["usage.balance_low"])
-    emu.set_credits(emu.team_id, 5.0)
+    emu.set_credits(emu.team_id, 5.0)  # an adjustment checks the threshold too
     team = emu.state.teams[emu.team_id]
-    emu.state.billing.hold(team, Decimal(1), None)  # any debit re-checks the threshold
+    emu.state.billing.hold(team, Decimal(1), None)  # debounced: within the hour
     got = await receiver.next("money")
     await settle(emu)
     envelope = json.loads(got.body)
     assert envelope["type"] == "usage.balance_low"
-    assert envelope["data"]["available_credits"] == 4
+    assert envelope["data"]["available_credits"] == 5
     assert envelope["data"]["currency"] == "credit"
     assert len(receiver.hits["money"]) == 1
 
