@@ -33,6 +33,8 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    CostLimitExceededError,
+    GenerationFailedError,
     GoneError,
     InsufficientCreditsError,
     InvalidParameterError,
@@ -42,7 +44,9 @@ from ._errors import (
     RateLimitError,
     ServerError,
     UnprocessableEntityError,
+    WaitTimeoutError,
 )
+from ._polling import DEFAULT_POLLING, PollPolicy
 from ._ratelimit import BucketState
 from ._resources._base import (
     AsyncPager,
@@ -96,6 +100,7 @@ logging.getLogger("aurous_async").addHandler(logging.NullHandler())
 __all__ = [
     "API_VERSION",
     "DEFAULT_LIMITS",
+    "DEFAULT_POLLING",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "TERMINAL_STATUSES",
@@ -118,6 +123,7 @@ __all__ = [
     "ConflictError",
     "Cost",
     "CostBreakdown",
+    "CostLimitExceededError",
     "DeletedCharacter",
     "DeletedFile",
     "DeletedWebhookEndpoint",
@@ -126,6 +132,7 @@ __all__ = [
     "File",
     "FilePurpose",
     "Generation",
+    "GenerationFailedError",
     "GenerationStatus",
     "GoneError",
     "ImagePricing",
@@ -141,6 +148,7 @@ __all__ = [
     "OutcomeUnknownError",
     "Page",
     "PermissionDeniedError",
+    "PollPolicy",
     "Pose",
     "Pricing",
     "RateLimitError",
@@ -160,6 +168,7 @@ __all__ = [
     "UsageMetrics",
     "VideoLora",
     "VideoPricing",
+    "WaitTimeoutError",
     "WebhookEndpoint",
     "WebhookTestFire",
     "__version__",

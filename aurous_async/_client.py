@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 
 from ._clock import Clock, SystemClock
@@ -20,7 +20,8 @@ from ._config import (
     Timeouts,
 )
 from ._errors import AurousError
-from ._ratelimit import BucketState, Governor
+from ._polling import DEFAULT_POLLING, PollPolicy, PollScheduler
+from ._ratelimit import DOCUMENTED_BUCKETS, BucketState, Governor
 from ._requester import Requester
 from ._resources.balance import Balance
 from ._resources.characters import Characters
@@ -34,6 +35,9 @@ from ._resources.videos import Videos
 from ._resources.webhook_endpoints import WebhookEndpoints
 from ._transport import Transport
 from ._version import __version__
+from ._waits import ApiSource, JobRef, Waits
+from ._webhook_receiver import WebhookReceiver
+from .models import Generation
 
 __all__ = ["AsyncAurous"]
 
@@ -60,7 +64,9 @@ class AsyncAurous:
         retry: which failures are retried, how often and how long to wait.
         limits: the connection pool's bounds.
         timeouts: per-attempt connect and read timeouts.
-        clock: time source for retry waits and rate pacing (tests inject a fast one).
+        clock: time source for retry waits, rate pacing and polling (tests inject a
+            fast one).
+        polling: how waits poll: intervals and the share of the GET budget they use.
 
     Raises:
         AurousError: no API key was given or found in the environment.
@@ -77,6 +83,7 @@ class AsyncAurous:
         limits: Limits = DEFAULT_LIMITS,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         clock: Clock | None = None,
+        polling: PollPolicy = DEFAULT_POLLING,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
         if not key:
@@ -109,8 +116,16 @@ class AsyncAurous:
             clock=self._clock,
         )
         requester = self._requester
-        self.images = Images(requester)
-        self.videos = Videos(requester)
+        self._poller = PollScheduler(
+            ApiSource(requester, polling),
+            self._clock,
+            polling,
+            refill_rate=self._get_refill,
+        )
+        self._waits = Waits(self._poller, requester)
+        self._receiver: WebhookReceiver | None = None
+        self.images = Images(requester, self._waits)
+        self.videos = Videos(requester, self._waits)
         self.loras = Loras(requester)
         self.video_loras = VideoLoras(requester)
         self.files = Files(requester)
@@ -150,8 +165,104 @@ class AsyncAurous:
         """The governor's live view of each rate-limit bucket seen so far."""
         return self._governor.snapshot()
 
+    # -- waiting ----------------------------------------------------------------------
+
+    def wait_for(
+        self, job: JobRef, *, timeout: float | None = None, on_progress: bool = False
+    ) -> AsyncIterator[Generation]:
+        """Yield a generation's snapshots until it is terminal.
+
+        First the current state (the snapshot passed in, or a fresh poll for an id), then
+        one snapshot per status change, ending after the terminal one. Images and videos
+        alike. Every wait of the client shares one poll scheduler (see ``PollPolicy``),
+        and attached webhooks resolve waits the moment their event arrives.
+
+        Args:
+            job: a ``Generation`` or its id.
+            timeout: seconds (on the client's clock) before ``WaitTimeoutError``.
+            on_progress: also yield when other fields change (cost, outputs, ...).
+
+        Raises:
+            WaitTimeoutError: not terminal in time; ``.last`` holds the last snapshot.
+            NotFoundError: no such generation (and other errors polling cannot fix).
+        """
+        return self._waits.wait_for(job, timeout=timeout, on_progress=on_progress)
+
+    async def wait(
+        self,
+        job: JobRef,
+        *,
+        timeout: float | None = None,
+        raise_on_failure: bool = False,
+        cancel_on_timeout: bool = False,
+    ) -> Generation:
+        """Wait until a generation is terminal and return it.
+
+        Args:
+            job: a ``Generation`` or its id.
+            timeout: seconds (on the client's clock) before ``WaitTimeoutError``.
+            raise_on_failure: raise ``GenerationFailedError`` unless it ``succeeded``.
+            cancel_on_timeout: cancel the job on the server before raising the timeout.
+
+        Raises:
+            WaitTimeoutError: not terminal in time (``.last``: the last snapshot, or the
+                cancelled generation with ``cancel_on_timeout``).
+            GenerationFailedError: see ``raise_on_failure``.
+        """
+        return await self._waits.wait(
+            job,
+            timeout=timeout,
+            raise_on_failure=raise_on_failure,
+            cancel_on_timeout=cancel_on_timeout,
+        )
+
+    def as_completed(
+        self,
+        jobs: Iterable[JobRef] | AsyncIterable[JobRef],
+        *,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Generation]:
+        """Yield generations as they reach a terminal state, in completion order.
+
+        ``jobs`` may be an async iterable (e.g. ``images.create_many(...)``): jobs are
+        watched as they arrive. Each distinct id is yielded once. A job whose polling
+        fails for good (404, or ``PollPolicy.max_failures`` transient errors in a row)
+        raises its error here, with ``generation_id`` set; it is never dropped silently.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed first; ``.pending`` lists the ids left.
+        """
+        return self._waits.as_completed(jobs, timeout=timeout)
+
+    def attach_webhooks(self, receiver: WebhookReceiver) -> None:
+        """Resolve waits from a ``WebhookReceiver``'s verified generation events.
+
+        While attached, a waiting job completes the moment its ``image.*``/``video.*``
+        event arrives, and polls only every ``PollPolicy.webhook_interval`` seconds as
+        a safety net. One receiver at a time; attaching another replaces it.
+        """
+        self.detach_webhooks()
+        receiver.add_listener(self._waits.on_event)
+        self._receiver = receiver
+        self._poller.webhooks = True
+
+    def detach_webhooks(self) -> None:
+        """Stop listening to the attached receiver and poll at the normal pace again."""
+        if self._receiver is not None:
+            self._receiver.remove_listener(self._waits.on_event)
+            self._receiver = None
+        self._poller.webhooks = False
+
+    def _get_refill(self) -> float:
+        state = self._governor.snapshot().get("get")
+        if state is not None and state.refill_per_second:
+            return state.refill_per_second
+        return DOCUMENTED_BUCKETS["get"].refill_per_second
+
     async def close(self) -> None:
-        """Close the connection pool. Idempotent."""
+        """Stop the poll scheduler and close the connection pool. Idempotent."""
+        self.detach_webhooks()
+        await self._poller.aclose()
         await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncAurous:

@@ -4,6 +4,9 @@
 
     AurousError
     ├── InvalidParameterError (also ValueError)   rejected before anything was sent
+    │   └── CostLimitExceededError                a fan-out's estimate exceeds max_cost
+    ├── WaitTimeoutError (also TimeoutError)      a wait reached its deadline
+    ├── GenerationFailedError                     wait(raise_on_failure=True): not succeeded
     ├── APIStatusError                            the API answered with an error status
     │   ├── BadRequestError                       400 (and any other unexpected 4xx)
     │   │   └── UnprocessableEntityError          422
@@ -19,9 +22,10 @@
         ├── APITimeoutError (also TimeoutError)
         └── OutcomeUnknownError                   a create may or may not have happened
 
-Every error carries ``request_id`` (when the server assigned one) and
-``idempotency_key`` (when the failed call was an idempotent create); ``str()`` shows
-them. Errors never hold request headers, so the API key cannot leak through them.
+Every error carries ``request_id`` (when the server assigned one),
+``idempotency_key`` (when the failed call was an idempotent create) and
+``generation_id`` (when it ended a wait for that generation); ``str()`` shows them.
+Errors never hold request headers, so the API key cannot leak through them.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ import http
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._ratelimit import get_header, parse_retry_after
+
+if TYPE_CHECKING:
+    from .models import Generation
 
 __all__ = [
     "STATUS_ERRORS",
@@ -43,6 +50,8 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "CostLimitExceededError",
+    "GenerationFailedError",
     "GoneError",
     "InsufficientCreditsError",
     "InvalidParameterError",
@@ -52,6 +61,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "UnprocessableEntityError",
+    "WaitTimeoutError",
     "error_class_for",
     "error_from_response",
 ]
@@ -75,7 +85,10 @@ class AurousError(Exception):
         request_id: the ``Aurous-Request-Id`` of the failed request, if any.
         idempotency_key: the ``Idempotency-Key`` of the failed create, if any; retry
             with it to get the original result instead of a duplicate.
+        generation_id: the generation a wait was watching when this error ended it.
     """
+
+    generation_id: str | None = None
 
     def __init__(
         self,
@@ -90,7 +103,11 @@ class AurousError(Exception):
         self.idempotency_key = idempotency_key
 
     def _details(self) -> list[tuple[str, object]]:
-        return [("request_id", self.request_id), ("idempotency_key", self.idempotency_key)]
+        return [
+            ("request_id", self.request_id),
+            ("idempotency_key", self.idempotency_key),
+            ("generation_id", self.generation_id),
+        ]
 
     def __str__(self) -> str:
         details = ", ".join(f"{name}={value}" for name, value in self._details() if value)
@@ -249,6 +266,59 @@ class OutcomeUnknownError(APIConnectionError):
                 "idempotency key to get the original result without a duplicate"
             )
         super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+
+
+class CostLimitExceededError(InvalidParameterError):
+    """A fan-out was refused before anything was submitted: its estimate exceeds ``max_cost``.
+
+    Attributes:
+        estimated: the estimated total, in credits.
+        max_cost: the limit that was asked for.
+    """
+
+    def __init__(self, message: str, *, estimated: float, max_cost: float) -> None:
+        super().__init__(message, param="max_cost")
+        self.estimated = estimated
+        self.max_cost = max_cost
+
+
+class WaitTimeoutError(AurousError, TimeoutError):
+    """A wait reached its deadline before the generation was terminal.
+
+    The generation keeps running unless the wait was asked to cancel it.
+
+    Attributes:
+        generation_id: the generation waited for (``None`` for ``as_completed``).
+        last: its last snapshot seen, if any (after ``cancel_on_timeout``: the
+            cancelled generation).
+        pending: the ids still not terminal (``as_completed``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        generation_id: str | None = None,
+        last: Generation | None = None,
+        pending: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.generation_id = generation_id
+        self.last = last
+        self.pending = pending
+
+
+class GenerationFailedError(AurousError):
+    """A waited-for generation ended in a state other than ``succeeded``.
+
+    Attributes:
+        generation: the terminal generation (``status``, ``error_message``).
+    """
+
+    def __init__(self, message: str, *, generation: Generation) -> None:
+        super().__init__(message, request_id=generation.request_id)
+        self.generation = generation
+        self.generation_id = generation.id
 
 
 #: The class of each documented error status.

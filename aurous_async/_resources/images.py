@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 
 from .. import _validation as check
+from .._errors import InvalidParameterError
+from .._fanout import GenerationResource
 from .._requester import Call, new_idempotency_key
 from ..models import Estimate, Generation, LoraWeight
-from ._base import AsyncPager, Page, Resource, body, page_from, params, path_id
+from ._base import AsyncPager, Page, body, page_from, params, path_id
 from ._output import fetch_output
 
 __all__ = ["Images"]
@@ -77,8 +80,103 @@ def image_body(
     )
 
 
-class Images(Resource):
-    """Create, price, fetch, list, cancel and download image generations."""
+#: The ``create()`` arguments of the request DTO, in ``image_body`` order.
+IMAGE_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "lora_id",
+    "loras",
+    "character_id",
+    "size",
+    "width",
+    "height",
+    "steps",
+    "guidance_scale",
+    "cfg_rescale",
+    "denoise_strength",
+    "seed",
+    "count",
+    "enhance_prompt",
+    "webhook_url",
+    "reference_image_urls",
+)
+
+
+class Images(GenerationResource):
+    """Create, price, fetch, list, cancel, wait for and download image generations."""
+
+    _request_fields = frozenset({*IMAGE_FIELDS, "idempotency_key"})
+
+    def _body(self, request: Mapping[str, Any]) -> dict[str, object]:
+        if "prompt" not in request:
+            raise InvalidParameterError("prompt is required", param="prompt")
+        values: dict[str, Any] = {name: request.get(name) for name in IMAGE_FIELDS}
+        return image_body(**values)
+
+    async def _create_from(self, request: Mapping[str, Any]) -> Generation:
+        return await self.create(**request)
+
+    async def _estimate_from(self, request: Mapping[str, Any]) -> Estimate:
+        fields = {k: v for k, v in request.items() if k != "idempotency_key"}
+        return await self.estimate(**fields)
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str | None = None,
+        lora_id: str | None = None,
+        loras: Sequence[LoraWeight] | None = None,
+        character_id: str | None = None,
+        size: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        cfg_rescale: float | None = None,
+        denoise_strength: float | None = None,
+        seed: int | None = None,
+        count: int | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        reference_image_urls: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        wait_timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> Generation:
+        """Create an image generation and wait until it is terminal (``create`` + ``wait``).
+
+        Takes ``create``'s arguments; ``timeout`` bounds the create call, ``wait_timeout``
+        the wait (default: no limit).
+
+        Raises:
+            WaitTimeoutError: not terminal within ``wait_timeout`` (the job keeps running).
+            GenerationFailedError: with ``raise_on_failure``, it ended other than
+                ``succeeded``.
+        """
+        created = await self.create(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            lora_id=lora_id,
+            loras=loras,
+            character_id=character_id,
+            size=size,
+            width=width,
+            height=height,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            cfg_rescale=cfg_rescale,
+            denoise_strength=denoise_strength,
+            seed=seed,
+            count=count,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+            reference_image_urls=reference_image_urls,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
+        return await self._finish(created, wait_timeout, raise_on_failure)
 
     async def create(
         self,

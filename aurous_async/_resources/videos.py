@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import anyio
 
 from .. import _validation as check
+from .._errors import InvalidParameterError
+from .._fanout import GenerationResource
 from .._requester import Call, new_idempotency_key
 from ..models import Estimate, Generation
-from ._base import Resource, body, path_id
+from ._base import body, path_id
 from ._output import fetch_output
 
 __all__ = ["Videos"]
@@ -58,13 +62,93 @@ def video_body(
     )
 
 
-class Videos(Resource):
-    """Create, price, poll, cancel and download video generations.
+#: The ``create()`` arguments of the request DTO, in ``video_body`` order.
+VIDEO_FIELDS = (
+    "video_lora_id",
+    "prompt",
+    "first_frame_url",
+    "last_frame_url",
+    "resolution",
+    "ratio",
+    "duration",
+    "seed",
+    "camera_fixed",
+    "watermark",
+    "enhance_prompt",
+    "webhook_url",
+)
+
+
+class Videos(GenerationResource):
+    """Create, price, poll, wait for, cancel and download video generations.
 
     Videos share the generation resource with images: ``get`` and ``cancel`` go through
     ``/v1/images/{id}`` (there is no ``GET /v1/videos/{id}``), and ``client.images.list()``
     lists videos too.
     """
+
+    _request_fields = frozenset({*VIDEO_FIELDS, "idempotency_key"})
+
+    def _body(self, request: Mapping[str, Any]) -> dict[str, object]:
+        if "video_lora_id" not in request:
+            raise InvalidParameterError("video_lora_id is required", param="video_lora_id")
+        values: dict[str, Any] = {name: request.get(name) for name in VIDEO_FIELDS}
+        return video_body(**values)
+
+    async def _create_from(self, request: Mapping[str, Any]) -> Generation:
+        return await self.create(**request)
+
+    async def _estimate_from(self, request: Mapping[str, Any]) -> Estimate:
+        fields = {k: v for k, v in request.items() if k != "idempotency_key"}
+        return await self.estimate(**fields)
+
+    async def generate(
+        self,
+        *,
+        video_lora_id: str,
+        prompt: str | None = None,
+        first_frame_url: str | None = None,
+        last_frame_url: str | None = None,
+        resolution: str | None = None,
+        ratio: str | None = None,
+        duration: int | None = None,
+        seed: int | None = None,
+        camera_fixed: bool | None = None,
+        watermark: bool | None = None,
+        enhance_prompt: bool | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        wait_timeout: float | None = None,
+        raise_on_failure: bool = False,
+    ) -> Generation:
+        """Create a video generation and wait until it is terminal (``create`` + ``wait``).
+
+        Takes ``create``'s arguments; ``timeout`` bounds the create call, ``wait_timeout``
+        the wait (default: no limit).
+
+        Raises:
+            WaitTimeoutError: not terminal within ``wait_timeout`` (the job keeps running).
+            GenerationFailedError: with ``raise_on_failure``, it ended other than
+                ``succeeded``.
+        """
+        created = await self.create(
+            video_lora_id=video_lora_id,
+            prompt=prompt,
+            first_frame_url=first_frame_url,
+            last_frame_url=last_frame_url,
+            resolution=resolution,
+            ratio=ratio,
+            duration=duration,
+            seed=seed,
+            camera_fixed=camera_fixed,
+            watermark=watermark,
+            enhance_prompt=enhance_prompt,
+            webhook_url=webhook_url,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+        )
+        return await self._finish(created, wait_timeout, raise_on_failure)
 
     async def create(
         self,

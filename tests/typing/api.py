@@ -9,6 +9,7 @@ import anyio
 
 from aurous_async import (
     API_VERSION,
+    DEFAULT_POLLING,
     APIStatusError,
     AsyncAurous,
     AsyncPager,
@@ -16,10 +17,12 @@ from aurous_async import (
     BucketState,
     Character,
     CharacterAttributes,
+    CostLimitExceededError,
     DeletedFile,
     Estimate,
     File,
     Generation,
+    GenerationFailedError,
     GenerationStatus,
     InvalidParameterError,
     Limits,
@@ -27,6 +30,7 @@ from aurous_async import (
     LoraWeight,
     OutcomeUnknownError,
     Page,
+    PollPolicy,
     Pricing,
     RateLimitError,
     RetryPolicy,
@@ -36,10 +40,12 @@ from aurous_async import (
     UsageBucket,
     UsageEvent,
     VideoLora,
+    WaitTimeoutError,
     WebhookEndpoint,
     WebhookTestFire,
     __version__,
 )
+from aurous_async.webhooks import WebhookReceiver
 
 
 async def images(client: AsyncAurous) -> None:
@@ -168,3 +174,50 @@ async def lifecycle_and_errors() -> None:
     await client2.close()
     version: str = __version__
     del version
+
+
+async def waits(client: AsyncAurous, receiver: WebhookReceiver) -> None:
+    img: Generation = await client.images.create(prompt="a cat")
+    async for snap in client.wait_for(img, timeout=300.0, on_progress=True):
+        current: GenerationStatus = snap.status
+        del current
+    async for snap in client.wait_for(img.id):
+        del snap
+    try:
+        final: Generation = await client.wait(
+            img, timeout=300.0, raise_on_failure=True, cancel_on_timeout=True
+        )
+        del final
+    except WaitTimeoutError as err:
+        last: Generation | None = err.last
+        gid: str | None = err.generation_id
+        as_timeout: TimeoutError = err
+        del last, gid, as_timeout
+    except GenerationFailedError as err:
+        failed: Generation = err.generation
+        del failed
+    jobs: list[Generation | str] = [img, "img_x"]
+    async for done in client.as_completed(jobs, timeout=600.0):
+        terminal: bool = done.is_terminal
+        del terminal
+    try:
+        stream = client.images.create_many([{"prompt": "a"}, {"prompt": "b"}], max_cost=10.0)
+        async for accepted in client.as_completed(stream):
+            del accepted
+    except CostLimitExceededError as err:
+        estimated: float = err.estimated
+        limit: float = err.max_cost
+        del estimated, limit
+    async for made in client.videos.create_many([{"video_lora_id": "v"}], max_concurrency=4):
+        del made
+    picture: Generation = await client.images.generate(prompt="a", wait_timeout=60.0)
+    clip: Generation = await client.videos.generate(
+        video_lora_id="v", duration=2, raise_on_failure=True
+    )
+    del picture, clip
+    client.attach_webhooks(receiver)
+    client.detach_webhooks()
+    custom = AsyncAurous("al_live_x", polling=PollPolicy(max_interval=5.0, budget_share=0.5))
+    policy: PollPolicy = DEFAULT_POLLING
+    await custom.close()
+    del policy
