@@ -61,6 +61,9 @@ class EmulatorSettings:
         initial_status: ``"queued"`` or ``"pending"`` (A2).
         output_retention: seconds output URLs stay valid (A4).
         allow_http_webhooks: accept ``http://`` receiver URLs (``run_emulator`` sets it).
+        deliver_beyond_loopback: send webhooks to hosts other than loopback ones. Off by
+            default, so an emulator never reaches the internet: such a delivery is
+            recorded as a failed attempt, as an unreachable receiver would be.
         concurrency_limit: in-flight generations per team, ``None`` for no cap (A9).
         blocked_terms: prompt words refused with ``prompt_blocked`` (A19).
         initial_credits: the demo team's starting balance.
@@ -78,6 +81,7 @@ class EmulatorSettings:
     initial_status: str = "queued"
     output_retention: float = 24 * 3600.0
     allow_http_webhooks: bool = False
+    deliver_beyond_loopback: bool = False
     concurrency_limit: int | None = None
     blocked_terms: tuple[str, ...] = DEFAULT_BLOCKED_TERMS
     initial_credits: float = 1000.0

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept http:// loopback webhook receivers (tests and local development)",
     )
     parser.add_argument(
+        "--deliver-beyond-loopback",
+        action="store_true",
+        help="send webhooks to non-loopback hosts too (off: the emulator stays offline)",
+    )
+    parser.add_argument(
         "--bucket-scale",
         type=float,
         default=1.0,
@@ -52,6 +57,7 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
         port=args.port,
         time_scale=args.time_scale,
         allow_http_webhooks=args.allow_http_webhooks,
+        deliver_beyond_loopback=args.deliver_beyond_loopback,
         buckets=buckets,
         initial_credits=args.credits,
         record_requests=not args.no_request_log,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import logging
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import attrs
+import yarl
 
 from ._faults import WebhookFault
 from ._ids import new_id
@@ -405,6 +407,8 @@ class WebhookHub:
     async def _post(
         self, session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int | None, str | None]:
+        if not (self._state.settings.deliver_beyond_loopback or _is_loopback(url)):
+            return None, "not sent: the emulator delivers to loopback hosts only"
         try:
             async with session.post(
                 url,
@@ -439,3 +443,13 @@ class WebhookHub:
             endpoint.is_active = False
             endpoint.updated_at = now
             self.publish(endpoint.team_id, "webhook.endpoint_disabled", endpoint.to_json())
+
+
+def _is_loopback(url: str) -> bool:
+    host = yarl.URL(url).host or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -722,3 +722,23 @@ async def test_test_fire_matches_the_golden_example(http: aiohttp.ClientSession)
     fire = (await call(http, "POST", f"/v1/webhook_endpoints/{ep}/test", body))[1]
     same_shape(expected, fire)
     assert set(fire) == set(expected)
+
+
+async def test_deliveries_never_leave_loopback_by_default() -> None:
+    """A receiver on a public host is recorded as a failed attempt, never contacted."""
+    async with (
+        run_emulator(time_scale=1e6) as emu,
+        aiohttp.ClientSession(emu.base_url) as http,
+    ):
+        headers = {"X-Api-Key": emu.api_key}
+        body = {"url": "https://receiver.example.com/hook", "events": ["*"]}
+        async with http.post("/v1/webhook_endpoints", json=body, headers=headers) as r:
+            assert r.status == 201
+            endpoint = await r.json()
+        path = f"/v1/webhook_endpoints/{endpoint['id']}/test"
+        async with http.post(path, json={"event_type": "image.completed"}, headers=headers) as r:
+            assert r.status == 200
+        await settle(emu)
+        tries = [d for d in emu.deliveries if d.url.startswith("https://receiver.")]
+        assert tries
+        assert all(d.status is None and "loopback" in (d.error or "") for d in tries)
