@@ -42,13 +42,19 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Ratio benchmarks; prints tables and writes benchmarks/RESULTS.md."""
-    session.install("-e", ".[dev]")
+    """Ratio benchmarks; prints tables and writes benchmarks/RESULTS.md (``-- --quick``)."""
+    session.install("-e", ".[dev,bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job: a batch of generations against the embedded emulator."""
+    """The main job: ``aurous batch`` of the sample requests against the embedded emulator.
+
+    ``--emulator`` starts the emulator in-process (the default anyway without an
+    ``AUROUS_API_KEY``), so the demo never spends a real account's credits. Re-running
+    resumes, and here skips, what ``out/`` already holds.
+    """
     session.install("-e", ".")
-    session.run("python", "examples/batch_demo.py", *session.posargs)
+    args = session.posargs or ["examples/batch.jsonl", "--out", "out", "--yes"]
+    session.run("aurous", "batch", *args, "--emulator")

@@ -1,0 +1,173 @@
+"""The small ``aurous`` commands: estimate, get, wait, cancel, loras, balance, usage, webhooks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+
+from aurous_async import AsyncAurous
+from aurous_async._cli import build_parser, main
+from aurous_async._cli._output import EXIT_API, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from aurous_async.webhooks import sign
+
+from ._support import env_for, fast_emulator, run_cli, start_cli, until
+
+
+@pytest.mark.anyio
+async def test_estimate_a_file_and_a_single_request(tmp_path: Path) -> None:
+    """``estimate`` prices a PROMPTS file per line, or one request given as options."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(
+        '{"prompt": "a", "count": 3}\n'
+        '{"kind": "video", "video_lora_id": "seedance-1-lite", "duration": 4}\n'
+    )
+    async with fast_emulator() as emu:
+        per_file = await run_cli(["estimate", str(prompts), "--json"], emu)
+        single = await run_cli(["estimate", "--prompt", "a", "--enhance-prompt", "--json"], emu)
+        human = await run_cli(["estimate", str(prompts)], emu)
+        generations = emu.generations()
+    assert per_file.code == single.code == human.code == EXIT_OK
+    assert per_file.json()["lines"] == [
+        {"line": 1, "kind": "image", "credits": 3.0},
+        {"line": 2, "kind": "video", "credits": 2.0},
+    ]
+    assert per_file.json()["total"] == 5.0
+    assert single.json()["total"] == 2.0
+    assert "2 request(s): 5 credits" in human.stdout
+    assert generations == []
+
+
+@pytest.mark.anyio
+async def test_get_wait_and_cancel(tmp_path: Path) -> None:
+    """``wait`` follows ids to the end, ``get`` shows one, ``cancel`` cancels a running one."""
+    async with fast_emulator(time_scale=50.0) as emu:
+        async with AsyncAurous(emu.api_key, base_url=emu.base_url) as client:
+            done = await client.images.create(prompt="a", width=1024, height=1024)
+            emu.force_next_outcome("processing")
+            stuck = await client.images.create(prompt="b", width=1024, height=1024)
+        waited = await run_cli(["wait", done.id, "--json"], emu)
+        shown = await run_cli(["get", done.id], emu)
+        cancelled = await run_cli(["cancel", stuck.id, "--json"], emu)
+        failed_wait = await run_cli(["wait", done.id, stuck.id], emu)
+    assert waited.code == EXIT_OK, waited.stderr
+    (record,) = waited.json()["generations"]
+    assert (record["id"], record["status"]) == (done.id, "succeeded")
+    assert shown.code == EXIT_OK
+    assert f"id: {done.id}" in shown.stdout
+    assert "status: succeeded" in shown.stdout
+    assert cancelled.code == EXIT_OK
+    assert cancelled.json()["status"] == "cancelled"
+    assert failed_wait.code == EXIT_FAILED
+    assert f"{stuck.id}  cancelled" in failed_wait.stdout
+
+
+@pytest.mark.anyio
+async def test_api_errors_are_one_line_with_code_and_request_id() -> None:
+    """A 404 is one stderr line with status, code and request id, and exit code 3."""
+    async with fast_emulator() as emu:
+        result = await run_cli(["get", "img_doesnotexist"], emu)
+    assert result.code == EXIT_API
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("aurous: error: 404 resource_not_found: ")
+    assert "(request id req_" in line
+
+
+@pytest.mark.anyio
+async def test_account_and_catalogue_commands() -> None:
+    """``balance``, ``loras`` and ``usage`` print for people and as JSON."""
+    async with fast_emulator() as emu:
+        balance = await run_cli(["balance", "--json"], emu)
+        loras = await run_cli(["loras", "--json"], emu)
+        loras_table = await run_cli(["loras"], emu)
+        async with AsyncAurous(emu.api_key, base_url=emu.base_url) as client:
+            await client.images.create(prompt="a", width=1024, height=1024)
+        events = await run_cli(["usage", "--events", "--json"], emu)
+        usage = await run_cli(["usage"], emu)
+    assert balance.code == EXIT_OK
+    assert balance.json()["available_credits"] <= 1000.0
+    slugs = {lora["slug"] for lora in loras.json()}
+    assert "golden-hour-photography" in slugs
+    assert "golden-hour-photography" in loras_table.stdout
+    assert events.code == EXIT_OK
+    assert events.json()[0]["type"] in ("hold", "charge")
+    assert usage.code == EXIT_OK, usage.stderr
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Unknown commands and bad option values are usage errors (exit 2)."""
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as info:
+        main(["batch", "p.txt", "--out", "o", "--concurrency", "0"])
+    assert info.value.code == EXIT_USAGE
+    assert "must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["emulator", "--help"])
+    assert info.value.code == EXIT_OK
+    assert "--time-scale" in capsys.readouterr().out
+
+
+def test_help_documents_the_exit_codes() -> None:
+    """``aurous --help`` and each command's help list the exit codes."""
+    parser = build_parser()
+    assert "130  interrupted" in parser.format_help()
+    batch = next(
+        a
+        for a in parser._subparsers._group_actions  # type: ignore[union-attr]
+    ).choices["batch"]  # type: ignore[index]
+    assert "4    cost refused" in batch.format_help()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_webhooks_listen_verifies_and_prints(tmp_path: Path) -> None:
+    """The listener prints a correctly signed event, rejects a forged one, and stops on Ctrl-C."""
+    secret = "whsec_cli_test_secret"
+    port = _free_port()
+    log = tmp_path / "listen.log"
+    async with fast_emulator() as emu:
+        env = env_for(emu)
+    process = await start_cli(
+        ["webhooks", "listen", "--port", str(port), "--secret", secret], env, log
+    )
+    try:
+        await until(lambda: "listening on" in log.read_text() or process.returncode is not None)
+        assert process.returncode is None, log.read_text()
+        body = json.dumps(
+            {
+                "id": "evt_cli_1",
+                "object": "event",
+                "type": "image.completed",
+                "created_at": "2026-05-15T10:00:00Z",
+                "api_version": "2026-05-15",
+                "synthetic": True,
+                "data": {"id": "img_cli_1", "status": "succeeded"},
+            }
+        ).encode()
+        url = f"http://127.0.0.1:{port}/webhooks"
+        async with aiohttp.ClientSession() as session:
+            good = {"Aurous-Webhook-Signature": sign(body, secret)}
+            async with session.post(url, data=body, headers=good) as response:
+                assert response.status == 200
+            bad = {"Aurous-Webhook-Signature": sign(body, "whsec_wrong")}
+            async with session.post(url, data=body, headers=bad) as response:
+                assert response.status == 400
+        await until(lambda: "evt_cli_1" in log.read_text())
+    finally:
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(15):
+            code = await process.wait()
+    assert code == EXIT_OK, log.read_text()
+    assert "image.completed  evt_cli_1  img_cli_1 succeeded" in log.read_text()
