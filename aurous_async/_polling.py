@@ -14,11 +14,15 @@ How it spends the GET bucket (contract §4.1: 1200 burst, 600/min):
   ``max_interval`` (contract §8.1: most images finish in 10-30 s, poll ~2 s with light
   backoff). A server hint (``Retry-After`` on a 2xx poll) replaces it, bounded.
 * Per-job polls (``GET /v1/images/{id}``) refresh one job per token; a list sweep
-  (``GET /v1/images``, newest first, 100 rows a page) refreshes up to 100. The scheduler
-  compares the per-job demand (the sum of 1/interval over waiting jobs) with what a
-  sweep costs (its pages per sweep period) and sweeps when that is cheaper. A sweep
-  walks from the newest row down to the oldest waiting job (or until it saw them all);
-  a job it does not cover keeps its own schedule and is polled alone.
+  (``GET /v1/images``, newest first, 100 rows a page) refreshes up to 100. A sweep never
+  spends more than polling each job alone would: its period is at least its pages over
+  the per-job demand (the sum of 1/interval over waiting jobs), so as the jobs age and
+  their own intervals grow, sweeps slow down instead of stopping. Sweeps are chosen
+  while that refreshes the average job at least as often as its own polls would (at
+  least as many waiting jobs as pages). A sweep walks from the newest row down to the
+  oldest waiting job (or until it saw them all); a job it does not cover keeps its own
+  schedule and is polled alone, and when sweeps stop every job is polled again within
+  its own interval of its last refresh.
 * Webhooks (``push``) resolve a job at once; while webhooks are attached every job
   polls only at the slow ``webhook_interval``, as a safety net.
 """
@@ -153,6 +157,7 @@ class _Job:
         "id",
         "latest",
         "polling",
+        "seen",
         "seq",
         "version",
         "watchers",
@@ -167,6 +172,7 @@ class _Job:
         self.hint: float | None = None
         self.latest: Generation | None = None
         self.polling = False
+        self.seen = now
         self.seq = 0
         self.version = 0
         self.watchers: list[Watcher] = []
@@ -209,6 +215,9 @@ class PollScheduler:
         self.policy = policy
         self._refill_rate = refill_rate
         self._jobs: dict[str, _Job] = {}
+        # The watched jobs a sweep can refresh (a snapshot seen, not done): a batch keeps
+        # its finished jobs watched until its last one ends, so scans go over these only.
+        self._pending: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, _Job]] = []
         self._timers: list[tuple[float, int, Watcher]] = []
         self._seq = itertools.count()
@@ -221,9 +230,15 @@ class PollScheduler:
         self._sweeping = False
         self._next_sweep = -math.inf
         self._sweep_pages = 1
+        # Rows the last complete sweep walked to see its last job, and the jobs watched
+        # by then: the next sweep asks for about that many rows, not whole pages.
+        self._sweep_depth: int | None = None
+        self._watched_total = 0
+        self._watched_at_sweep = 0
         self._sweep_floor = policy.min_interval
         self._mode_at = -math.inf
         self._sweep_mode = False
+        self._demand = 0.0
         self._rate = 0.0
         self.webhooks = False
         self._recent: collections.OrderedDict[str, Generation] = collections.OrderedDict()
@@ -257,6 +272,7 @@ class PollScheduler:
         job = self._jobs.get(generation_id)
         if job is None:
             job = self._jobs[generation_id] = _Job(generation_id, now)
+            self._watched_total += 1
             known = self._recent.get(generation_id)
             if known is None and isinstance(ref, Generation):
                 known = ref
@@ -280,6 +296,7 @@ class PollScheduler:
         watcher.deadline = None
         if not job.watchers and self._jobs.get(job.id) is job:
             del self._jobs[job.id]
+            self._pending.pop(job.id, None)
             job.seq = -1
 
     def push(self, generation: Generation) -> None:
@@ -330,6 +347,7 @@ class PollScheduler:
         if job.done:
             return  # terminal states never change (A2), and a failed job stays failed
         job.failures = 0
+        job.seen = now
         job.created_at = snapshot.created_at.timestamp()
         if job.latest is None or job.latest != snapshot:
             job.latest = snapshot
@@ -337,7 +355,11 @@ class PollScheduler:
             self._notify(job)
         if snapshot.is_terminal:
             job.seq = -1
-        elif not job.polling:
+            self._pending.pop(job.id, None)
+            return
+        if self._jobs.get(job.id) is job:
+            self._pending[job.id] = job
+        if not job.polling:
             self._schedule(job, now + self._interval(job, now))
 
     def _fail(self, job: _Job, error: AurousError) -> None:
@@ -345,6 +367,7 @@ class PollScheduler:
             error.generation_id = job.id
         job.error = error
         job.seq = -1
+        self._pending.pop(job.id, None)
         job.version += 1
         self._notify(job)
 
@@ -411,8 +434,11 @@ class PollScheduler:
         self._fire_timers(now)
         if now - self._mode_at >= 1.0 or self._rate <= 0:
             self._rate = max(1e-3, self._refill_rate() * self.policy.budget_share)
+            sweeping = self._sweep_mode
             self._sweep_mode = self._prefer_sweep(now)
             self._mode_at = now
+            if sweeping and not self._sweep_mode:
+                self._resume_single_polls(now)
         self._refill(now)
         wait = 3600.0
         if self._sweep_mode and not self._sweeping:
@@ -460,25 +486,46 @@ class PollScheduler:
                 watcher.wake()
 
     def _prefer_sweep(self, now: float) -> bool:
-        """Whether list sweeps would refresh the waiting jobs for fewer GETs.
+        """Whether list sweeps should refresh the waiting jobs instead of single polls.
 
-        A sweep's cost does not grow with the jobs it refreshes, so it does not back off
-        with their age: it runs every ``min_interval`` (``webhook_interval`` while
-        webhooks are attached), never faster than the budget allows for its pages. It
-        is chosen when that costs fewer GETs per second than polling every job alone.
+        A sweep's cost does not grow with the jobs it refreshes. It runs every
+        ``min_interval`` (``webhook_interval`` while webhooks are attached) while that
+        costs fewer GETs than polling every job alone, never faster than the budget
+        allows for its pages, and otherwise at the pace that costs the same as the
+        single polls: with ``n`` waiting jobs whose own intervals sum to a demand of
+        ``d`` polls a second, a sweep of ``p`` pages every ``p / d`` seconds refreshes
+        each job at least as often as the average single poll (``n / d``) when
+        ``p <= n``. So sweeping is chosen then, and never costs more: old jobs in a
+        thinning batch keep a short refresh instead of falling back to ``max_interval``.
         """
-        pending = [j for j in self._jobs.values() if not j.done and j.latest is not None]
+        pending = self._pending.values()
         if len(pending) < 2:
             return False
         self._sweep_floor = (
             self.policy.webhook_interval if self.webhooks else self.policy.min_interval
         )
-        demand = sum(1.0 / self._interval(j, now) for j in pending)
+        self._demand = sum(1.0 / self._interval(j, now) for j in pending)
         pages = max(self._sweep_pages, math.ceil(len(pending) / self.policy.page_size))
-        return demand > pages / self._sweep_period(pages)
+        return pages <= len(pending)
 
     def _sweep_period(self, pages: int) -> float:
-        return max(self._sweep_floor, pages / (self._rate * 0.9))
+        period = max(self._sweep_floor, pages / (self._rate * 0.9))
+        if self._demand > 0:
+            period = max(period, pages / self._demand)
+        return period
+
+    def _resume_single_polls(self, now: float) -> None:
+        """Sweeps stopped or failed: poll each job within its interval of its last refresh.
+
+        A sweep pushed each job's own poll back past the next sweeps (``_push_back``),
+        which may not come now.
+        """
+        for job in self._pending.values():
+            if job.polling or job.seq < 0:
+                continue
+            due = max(now, job.seen + self._interval(job, now))
+            if due < job.due:
+                self._schedule(job, due)
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -510,14 +557,24 @@ class PollScheduler:
         self._schedule(job, now + self._interval(job, now))
 
     async def _sweep(self) -> None:
-        """Walk list pages newest first, refreshing every watched job seen."""
+        """Walk list pages newest first, refreshing every watched job seen.
+
+        Pages are sized to the rows the last sweep needed, plus the jobs watched since
+        (new rows on top) and a margin, so a sweep does not download rows it will not
+        use; a short guess only costs one more page.
+        """
         self.stats["sweeps"] += 1
-        targets = {j.id for j in self._jobs.values() if not j.done and j.latest is not None}
-        oldest = min(
-            (j.created_at for j in self._jobs.values() if j.id in targets), default=math.inf
-        )
+        targets = set(self._pending)
+        oldest = min((j.created_at for j in self._pending.values()), default=math.inf)
+        size = self.policy.page_size
+        want: int | None = None
+        if self._sweep_depth is not None:
+            want = self._sweep_depth + self._watched_total - self._watched_at_sweep + 10
+        self._watched_at_sweep = self._watched_total
+        self._sweep_depth = None
         cursor: str | None = None
         pages = 0
+        walked = 0
         start = self.clock.time()
         try:
             while targets:
@@ -525,12 +582,17 @@ class PollScheduler:
                     await self._take_token()
                 self.stats["pages"] += 1
                 pages += 1
-                rows, cursor = await self.source.page(cursor, self.policy.page_size)
+                limit = size if want is None or walked >= want else min(size, want - walked)
+                rows, cursor = await self.source.page(cursor, limit)
                 now = self.clock.time()
                 for row in rows:
+                    walked += 1
                     job = self._jobs.get(row.id)
                     if job is not None:
-                        targets.discard(row.id)
+                        if row.id in targets:
+                            targets.discard(row.id)
+                            if not targets:
+                                self._sweep_depth = walked
                         if not job.polling:
                             job.hint = None
                             self._absorb(job, row, now)
@@ -539,6 +601,7 @@ class PollScheduler:
                     break
         except AurousError as exc:
             logger.info("a poll sweep failed (%s); jobs fall back to single polls", exc)
+            self._resume_single_polls(self.clock.time())
         finally:
             self._sweep_pages = max(1, pages)
             now = self.clock.time()

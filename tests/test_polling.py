@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -56,6 +57,7 @@ class FakeSource:
         self.rows: dict[str, Generation] = {}
         self.gets: list[str] = []
         self.pages = 0
+        self.limits: list[int] = []
         self.errors: dict[str, Exception] = {}
 
     def add(self, g: Generation) -> None:
@@ -72,6 +74,7 @@ class FakeSource:
 
     async def page(self, cursor: str | None, limit: int) -> tuple[Sequence[Generation], str | None]:
         self.pages += 1
+        self.limits.append(limit)
         await anyio.lowlevel.checkpoint()
         ordered = list(reversed(self.rows.values()))
         start = 0 if cursor is None else [g.id for g in ordered].index(cursor) + 1
@@ -304,3 +307,75 @@ async def test_a_job_unwatched_during_its_poll_is_not_polled_again() -> None:
         await advance(clock, 10.0)
         tg.cancel_scope.cancel()
     assert source.gets.count("img_1") <= 1
+
+
+async def test_sweeps_slow_down_instead_of_stopping_as_a_batch_thins() -> None:
+    """Three old jobs are swept every 8/3 s, never costing more GETs than polling each alone."""
+    clock, source, scheduler, waits = make()
+    jobs = [gen(f"img_{i}", created=NOW - 120 - i) for i in range(3)]
+    for job in reversed(jobs):
+        source.add(job)
+    seen: dict[str, float] = {}
+
+    async def consume() -> None:
+        async for done in waits.as_completed(jobs):
+            seen[done.id] = clock.now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await advance(clock, 0.5)
+        source.add(gen("img_0", "succeeded", created=NOW - 120))
+        # Alone, each 2-minute-old job is polled every max_interval (8 s).
+        await advance(clock, 3.0)
+        assert seen.get("img_0", math.inf) - NOW <= 8 / 3 + 0.5
+        await advance(clock, 36.5)
+        requests = len(source.gets) + source.pages
+        assert requests <= 3 * 40 / 8 + 1
+        assert scheduler.stats["sweeps"] >= 10
+        for job in jobs[1:]:
+            source.add(gen(job.id, "succeeded", created=job.created_at.timestamp()))
+        await advance(clock, 8.0)
+    assert set(seen) == {"img_0", "img_1", "img_2"}
+
+
+async def test_a_job_left_alone_after_sweeps_is_polled_within_its_interval() -> None:
+    """When sweeps stop, the last job's own poll comes within its interval of its last refresh."""
+    clock, source, scheduler, waits = make()
+    jobs = [gen(f"img_{i}", created=NOW - 120 - i) for i in range(2)]
+    for job in reversed(jobs):
+        source.add(job)
+    seen: dict[str, float] = {}
+
+    async def consume() -> None:
+        async for done in waits.as_completed(jobs):
+            seen[done.id] = clock.now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await advance(clock, 0.25)
+        assert scheduler.stats["sweeps"] == 1
+        source.add(gen("img_0", "succeeded", created=NOW - 120))
+        await advance(clock, 4.5)
+        assert "img_0" in seen
+        last_sweep = seen["img_0"]
+        source.add(gen("img_1", "succeeded", created=NOW - 121))
+        await advance(clock, 12.0)
+    assert seen["img_1"] <= last_sweep + 8.0 + 0.5
+
+
+async def test_sweeps_ask_for_the_rows_they_need_not_whole_pages() -> None:
+    """After a first full page, a sweep asks for the rows its jobs span plus a margin."""
+    clock, source, scheduler, waits = make()
+    for i in range(300):
+        source.add(gen(f"img_old_{i:03d}", "succeeded", created=NOW - 1000 + i))
+    jobs = [gen(f"img_{i:02d}", created=NOW - 30 + i) for i in range(30)]
+    for job in jobs:
+        source.add(job)
+    async with anyio.create_task_group() as tg:
+        for job in jobs:
+            tg.start_soon(waits.wait, job)
+        await advance(clock, 3.5)
+        tg.cancel_scope.cancel()
+    assert scheduler.stats["sweeps"] >= 3
+    assert source.limits[0] == 100
+    assert set(source.limits[1:]) == {30 + 10}
