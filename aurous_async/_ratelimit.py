@@ -14,12 +14,13 @@ import email.utils
 import math
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timezone
 from types import MappingProxyType
 
 import anyio
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._clock import Clock, SystemClock
 
@@ -38,6 +39,8 @@ __all__ = [
 
 #: Reset values below this are read as delta seconds (IETF drafts), above as epoch seconds.
 _EPOCH_THRESHOLD = 1_000_000_000.0
+#: Header mappings whose ``get`` already matches names case-insensitively.
+_CASE_INSENSITIVE = (CIMultiDictProxy, CIMultiDict)
 
 
 # --- pure header parsing ---------------------------------------------------------------
@@ -59,6 +62,8 @@ def _parse_number(value: str | None) -> float | None:
     """The first item of a header value as a finite non-negative number, else ``None``."""
     if value is None:
         return None
+    if len(value) <= 15 and value.isdigit() and value.isascii():
+        return float(value)  # the usual plain count (exact: far below 2**53)
     # IETF drafts allow "120, 120;w=60": the first item is the current value.
     token = value.split(",", 1)[0].split(";", 1)[0].strip()
     try:
@@ -71,6 +76,8 @@ def _parse_number(value: str | None) -> float | None:
 
 
 def _parse_count(value: str | None) -> int | None:
+    if value is not None and len(value) <= 15 and value.isdigit() and value.isascii():
+        return int(value)  # what the general path gives for a plain count, only faster
     number = _parse_number(value)
     if number is None or not number.is_integer():
         return None
@@ -141,14 +148,22 @@ class RateLimit:
                 (defaults to the system time).
         """
 
-        def first(suffix: str) -> str | None:
-            prefixed = get_header(headers, "X-RateLimit-" + suffix)
-            return prefixed if prefixed is not None else get_header(headers, "RateLimit-" + suffix)
+        if isinstance(headers, _CASE_INSENSITIVE):
+            # Its own lookup already ignores case: a miss needs no scan of every name.
+            get: Callable[[str], str | None] = headers.get
+        else:
 
-        limit = _parse_count(first("Limit"))
-        remaining = _parse_count(first("Remaining"))
-        reset = _parse_number(first("Reset"))
-        retry_after = parse_retry_after(get_header(headers, "Retry-After"), now=now)
+            def get(name: str) -> str | None:
+                return get_header(headers, name)
+
+        def first(prefixed: str, plain: str) -> str | None:
+            value = get(prefixed)
+            return value if value is not None else get(plain)
+
+        limit = _parse_count(first("X-RateLimit-Limit", "RateLimit-Limit"))
+        remaining = _parse_count(first("X-RateLimit-Remaining", "RateLimit-Remaining"))
+        reset = _parse_number(first("X-RateLimit-Reset", "RateLimit-Reset"))
+        retry_after = parse_retry_after(get("Retry-After"), now=now)
         if reset is not None and reset < _EPOCH_THRESHOLD:
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:

@@ -7,10 +7,9 @@ every wait included, runs under one deadline (an anyio cancel scope).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import logging
-import math
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -135,6 +134,10 @@ class Requester:
         self.clock = clock
         self._warned_routes: set[str] = set()
         self._logged_versions: set[tuple[str, str]] = set()
+        # Per-call work done once: the retry policy with a call's deadline, and the
+        # request headers of calls that add none of their own.
+        self._timed_policy: tuple[RetryPolicy, float, RetryPolicy] | None = None
+        self._plain_headers: dict[tuple[bool, bool, str, str], dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<Requester base_url={self.base_url!r} api_version={self.api_version!r}>"
@@ -156,8 +159,11 @@ class Requester:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         progress = _Progress()
         try:
-            with anyio.fail_after(None if math.isinf(timeout) else timeout):
+            # ``anyio.fail_after`` without its generator-based wrapper: the scope ends the
+            # block only by swallowing its own deadline's cancellation.
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
                 return await self._attempts(call, progress, budget=timeout)
+            raise TimeoutError
         except TimeoutError as exc:
             if isinstance(exc, AurousError):
                 raise
@@ -170,18 +176,12 @@ class Requester:
             raise final from final.__cause__
 
     async def _attempts(self, call: Call, progress: _Progress, *, budget: float) -> Reply:
-        plan = RetryPlan(
-            attrs.evolve(self.retry, timeout=budget),
-            self.clock,
-            idempotent=call.idempotent or call.idempotency_key is not None,
-        )
+        # The retry plan is made on the first failure; its deadline counts from here.
+        started_at = self.clock.time()
+        plan: RetryPlan | None = None
         url = call.path if "://" in call.path else self.base_url + call.path
         headers = self._headers(call)
-        bucket = (
-            bucket_for(call.method, _path_of(call.path), synthesize=call.synthesize)
-            if call.metered
-            else UNMETERED
-        )
+        bucket = _bucket_of(call.method, call.path, call.synthesize) if call.metered else UNMETERED
         while True:
             progress.attempts += 1
             permit = await self.governor.acquire(bucket)
@@ -213,19 +213,22 @@ class Requester:
                 )
             if response is not None:
                 self._inspect_headers(call, response)
-                logger.debug(
-                    "%s %s -> %d (%s, attempt %d)",
-                    call.method,
-                    call.route,
-                    response.status,
-                    response.request_id,
-                    progress.attempts,
-                )
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d (%s, attempt %d)",
+                        call.method,
+                        call.route,
+                        response.status,
+                        response.request_id,
+                        progress.attempts,
+                    )
                 if 200 <= response.status < 300:
                     if not call.expect_json:
                         return Reply(response, None)
-                    with contextlib.suppress(ValueError):
+                    try:
                         return Reply(response, json.loads(response.body))
+                    except ValueError:
+                        pass
                     # A garbled 2xx body is a transport failure in disguise: the request
                     # was processed and the answer lost.
                     failure = APIConnectionError(
@@ -233,6 +236,13 @@ class Requester:
                         f"is not valid JSON (request id {response.request_id})"
                     )
             progress.last_error = failure
+            if plan is None:
+                plan = RetryPlan(
+                    self._policy_with(budget),
+                    self.clock,
+                    idempotent=call.idempotent or call.idempotency_key is not None,
+                    started_at=started_at,
+                )
             if failure is not None:
                 if failure.maybe_sent:
                     progress.ambiguous = True
@@ -281,7 +291,32 @@ class Requester:
         return error
 
     # -- helpers -----------------------------------------------------------------------
-    def _headers(self, call: Call) -> dict[str, str]:
+    def _policy_with(self, budget: float) -> RetryPolicy:
+        """``self.retry`` with ``budget`` as its deadline (cached: calls mostly share one)."""
+        cached = self._timed_policy
+        if cached is None or cached[0] is not self.retry or cached[1] != budget:
+            policy = attrs.evolve(self.retry, timeout=budget)
+            self._timed_policy = cached = (self.retry, budget, policy)
+        return cached[2]
+
+    def _headers(self, call: Call) -> Mapping[str, str]:
+        if call.idempotency_key is None and not call.headers:
+            # Shared by every call with the same settings: the transport only reads it.
+            key = (
+                call.expect_json,
+                call.authenticated,
+                call.api_version or self.api_version,
+                self._api_key,
+            )
+            headers = self._plain_headers.get(key)
+            if headers is None:
+                if len(self._plain_headers) >= 64:  # many per-call api_versions: start over
+                    self._plain_headers.clear()
+                headers = self._plain_headers[key] = self._build_headers(call)
+            return headers
+        return self._build_headers(call)
+
+    def _build_headers(self, call: Call) -> dict[str, str]:
         headers = {"Accept": "application/json"} if call.expect_json else {}
         if call.authenticated:
             headers["X-Api-Key"] = self._api_key
@@ -301,7 +336,8 @@ class Requester:
         )
 
     def _inspect_headers(self, call: Call, response: Response) -> None:
-        for headers in (*response.history, response.headers):
+        history = response.history
+        for headers in (*history, response.headers) if history else (response.headers,):
             deprecated = headers.get("Aurous-Deprecated")
             sunset = headers.get("Sunset")
             if (deprecated or sunset) and call.route not in self._warned_routes:
@@ -336,6 +372,12 @@ def _inconclusive(error: AurousError) -> bool:
     if isinstance(error, APIStatusError):
         return error.status >= 500 or error.status in (408, 409, 429)
     return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _bucket_of(method: str, path: str, synthesize: bool) -> str:
+    # Memoized: a poll asks for the same path again and again.
+    return bucket_for(method, _path_of(path), synthesize=synthesize)
 
 
 def _path_of(path_or_url: str) -> str:

@@ -69,6 +69,8 @@ class RetryPlan:
         clock: the time source; the deadline starts when the plan is made.
         idempotent: repeating the call cannot change the outcome (a keyed create is).
         rng: the random source of the jitter.
+        started_at: when the call started, by ``clock``, if before the plan is made
+            (the deadline counts from then).
     """
 
     def __init__(
@@ -78,20 +80,20 @@ class RetryPlan:
         *,
         idempotent: bool,
         rng: random.Random | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.policy = policy
         self.idempotent = idempotent
         self._clock = clock
-        self._rng = rng if rng is not None else random.Random()
-        self._deadline = clock.time() + policy.timeout
+        # Most calls succeed at once: the random source and the wait schedules are made
+        # on the first failure (seeding a ``random.Random`` costs more than the rest).
+        self._rng = rng
+        start = clock.time() if started_at is None else started_at
+        self._deadline = start + policy.timeout
         self._failures = 0
-        self._backoff = _primed(
-            backoff.expo(base=2, factor=policy.initial_wait, max_value=policy.max_wait)
-        )
+        self._backoff: Generator[float, Any, None] | None = None
         self._conflict_cap = min(CONFLICT_MAX_WAIT, policy.max_wait)
-        self._conflict = _primed(
-            backoff.expo(base=2, factor=CONFLICT_INITIAL_WAIT, max_value=self._conflict_cap)
-        )
+        self._conflict: Generator[float, Any, None] | None = None
 
     @property
     def deadline(self) -> float:
@@ -139,12 +141,24 @@ class RetryPlan:
         )
         if not retryable or self._failures >= self.policy.max_attempts:
             return None
+        if self._rng is None:
+            self._rng = random.Random()
         jitter = self._rng.uniform(0.0, self.policy.jitter)
         if retry_after is not None and retry_after >= 0:
             wait = retry_after + jitter
         elif status == 409:
+            if self._conflict is None:
+                self._conflict = _primed(
+                    backoff.expo(base=2, factor=CONFLICT_INITIAL_WAIT, max_value=self._conflict_cap)
+                )
             wait = min(self._conflict_cap, next(self._conflict) + jitter)
         else:
+            if self._backoff is None:
+                self._backoff = _primed(
+                    backoff.expo(
+                        base=2, factor=self.policy.initial_wait, max_value=self.policy.max_wait
+                    )
+                )
             wait = min(self.policy.max_wait, next(self._backoff) + jitter)
         if wait > self.remaining():
             return None

@@ -190,7 +190,9 @@ class Transport:
                         body = await resp.read()
                         return Response(
                             status=resp.status,
-                            headers=_freeze(resp.headers),
+                            # Already a read-only, case-insensitive view of
+                            # this response's own headers: no copy needed.
+                            headers=resp.headers,
                             body=body,
                             request_id=resp.headers.get("Aurous-Request-Id"),
                             url=str(target),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -23,7 +24,13 @@ def path_id(value: str, param: str = "id") -> str:
     """Check an id (or slug) and quote it for use as one path segment."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(f"{param} must be a non-empty string", param=param)
+    if _UNRESERVED.fullmatch(value):
+        return value  # nothing to quote (the usual id)
     return quote(value, safe="")
+
+
+#: Characters ``quote`` never escapes.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 class Resource:
@@ -45,16 +52,36 @@ class Resource:
 
 def decode(reply: Reply, cls: type[T]) -> T:
     """Structure a reply's JSON into ``cls`` and attach the request id."""
-    value = structure(reply.data, cls)
-    return with_request_id(value, reply.request_id)
+    return _attach_request_id(structure(reply.data, cls), reply.request_id)
 
 
 def with_request_id(value: T, request_id: str | None) -> T:
     """Return ``value`` carrying ``request_id`` when its model has the field."""
-    cls = type(value)
-    if request_id is not None and attrs.has(cls) and "request_id" in attrs.fields_dict(cls):
+    if request_id is not None and _has_request_id(type(value)):
         return attrs.evolve(value, request_id=request_id)  # type: ignore[misc]
     return value
+
+
+def _attach_request_id(fresh: T, request_id: str | None) -> T:
+    """``with_request_id`` for a value just decoded, which nothing else references yet.
+
+    It sets the field in place instead of copying the model (``attrs.evolve`` re-runs
+    ``__init__`` over every field): the result is the same, an instance with the id.
+    """
+    if request_id is not None and _has_request_id(type(fresh)):
+        object.__setattr__(fresh, "request_id", request_id)
+    return fresh
+
+
+#: Whether a class is a model with a ``request_id`` field, by class.
+_REQUEST_ID_FIELD: dict[type, bool] = {}
+
+
+def _has_request_id(cls: type) -> bool:
+    known = _REQUEST_ID_FIELD.get(cls)
+    if known is None:
+        known = _REQUEST_ID_FIELD[cls] = attrs.has(cls) and "request_id" in attrs.fields_dict(cls)
+    return known
 
 
 @attrs.frozen
@@ -132,7 +159,7 @@ def page_from(reply: Reply, cls: type[T], *, cursor_field: str = "next_cursor") 
     if not isinstance(body, dict):
         raise TypeError(f"expected a list envelope, got {type(body).__name__}")
     items: builtins.list[Any] = body.get("data") or []
-    data = [with_request_id(structure(item, cls), reply.request_id) for item in items]
+    data = [_attach_request_id(structure(item, cls), reply.request_id) for item in items]
     cursor = body.get(cursor_field)
     return Page(
         data=data,
