@@ -10,8 +10,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CostLimitExceededError, InvalidParameterError
-from ._requester import Requester
-from ._resources._base import Resource
+from ._requester import Call, Requester
+from ._resources._base import Resource, path_id
 from .models import Estimate, Generation
 
 if TYPE_CHECKING:
@@ -113,6 +113,20 @@ class GenerationResource(Resource):
     def __init__(self, requester: Requester, waits: Waits | None = None) -> None:
         super().__init__(requester)
         self._waits = waits
+
+    async def _fetch(
+        self, id: str, *, timeout: float | None, api_version: str | None
+    ) -> Generation:
+        """``GET /v1/images/{id}``: images and videos alike are fetched there (A3)."""
+        call = Call(
+            method="GET",
+            path=f"/v1/images/{path_id(id)}",
+            route="/v1/images/{id}",
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
 
     def _waiter(self) -> Waits:
         if self._waits is None:

@@ -320,15 +320,7 @@ class Images(GenerationResource):
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
     ) -> Generation:
         """Fetch one generation, image or video (``GET /v1/images/{id}``)."""
-        call = Call(
-            method="GET",
-            path=f"/v1/images/{path_id(id)}",
-            route="/v1/images/{id}",
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
-        )
-        return await self._get_model(call, Generation)
+        return await self._fetch(id, timeout=timeout, api_version=api_version)
 
     def list(
         self,

@@ -259,15 +259,7 @@ class Videos(GenerationResource):
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
     ) -> Generation:
         """Poll one video (``GET /v1/images/{id}`` with its ``vid_`` id, contract A3)."""
-        call = Call(
-            method="GET",
-            path=f"/v1/images/{path_id(id)}",
-            route="/v1/images/{id}",
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
-        )
-        return await self._get_model(call, Generation)
+        return await self._fetch(id, timeout=timeout, api_version=api_version)
 
     async def cancel(
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
