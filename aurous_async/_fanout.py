@@ -9,8 +9,9 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _validation as check
 from ._errors import CostLimitExceededError, InvalidParameterError
-from ._requester import Call, Requester
+from ._requester import Call, Requester, new_idempotency_key
 from ._resources._base import Resource, path_id
 from .models import Estimate, Generation
 
@@ -114,14 +115,76 @@ class GenerationResource(Resource):
         super().__init__(requester)
         self._waits = waits
 
+    async def _submit(
+        self,
+        path: str,
+        payload: dict[str, object],
+        *,
+        idempotency_key: str | None,
+        timeout: float | None,
+        api_version: str | None,
+    ) -> Generation:
+        """POST a create under one Idempotency-Key, minted here before any attempt."""
+        key = check.idempotency_key(idempotency_key) or new_idempotency_key()
+        call = Call(
+            method="POST",
+            path=path,
+            route=path,
+            json=payload,
+            idempotency_key=key,
+            creates=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Generation)
+
+    async def _price(
+        self,
+        path: str,
+        payload: dict[str, object],
+        *,
+        timeout: float | None,
+        api_version: str | None,
+    ) -> Estimate:
+        """POST an estimate: nothing is created, so it is retried like a read."""
+        call = Call(
+            method="POST",
+            path=path,
+            route=path,
+            json=payload,
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
+        return await self._get_model(call, Estimate)
+
     async def _fetch(
         self, id: str, *, timeout: float | None, api_version: str | None
     ) -> Generation:
         """``GET /v1/images/{id}``: images and videos alike are fetched there (A3)."""
+        return await self._generation_call(
+            "GET", f"/v1/images/{path_id(id)}", "/v1/images/{id}", timeout, api_version
+        )
+
+    async def _cancel(
+        self, id: str, *, timeout: float | None, api_version: str | None
+    ) -> Generation:
+        """``POST /v1/images/{id}/cancel``: videos too, in the ``images_post`` bucket."""
+        return await self._generation_call(
+            "POST",
+            f"/v1/images/{path_id(id)}/cancel",
+            "/v1/images/{id}/cancel",
+            timeout,
+            api_version,
+        )
+
+    async def _generation_call(
+        self, method: str, path: str, route: str, timeout: float | None, api_version: str | None
+    ) -> Generation:
         call = Call(
-            method="GET",
-            path=f"/v1/images/{path_id(id)}",
-            route="/v1/images/{id}",
+            method=method,
+            path=path,
+            route=route,
             idempotent=True,
             timeout=timeout,
             api_version=api_version,

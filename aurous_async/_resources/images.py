@@ -12,7 +12,7 @@ import anyio
 from .. import _validation as check
 from .._errors import InvalidParameterError
 from .._fanout import GenerationResource
-from .._requester import Call, new_idempotency_key
+from .._requester import Call
 from ..models import Estimate, Generation, LoraWeight
 from ._base import AsyncPager, Page, body, page_from, params, path_id
 from ._output import fetch_output
@@ -246,18 +246,13 @@ class Images(GenerationResource):
             webhook_url=webhook_url,
             reference_image_urls=reference_image_urls,
         )
-        key = check.idempotency_key(idempotency_key) or new_idempotency_key()
-        call = Call(
-            method="POST",
-            path="/v1/images",
-            route="/v1/images",
-            json=payload,
-            idempotency_key=key,
-            creates=True,
+        return await self._submit(
+            "/v1/images",
+            payload,
+            idempotency_key=idempotency_key,
             timeout=timeout,
             api_version=api_version,
         )
-        return await self._get_model(call, Generation)
 
     async def estimate(
         self,
@@ -305,16 +300,9 @@ class Images(GenerationResource):
             webhook_url=webhook_url,
             reference_image_urls=reference_image_urls,
         )
-        call = Call(
-            method="POST",
-            path="/v1/images/estimate",
-            route="/v1/images/estimate",
-            json=payload,
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
+        return await self._price(
+            "/v1/images/estimate", payload, timeout=timeout, api_version=api_version
         )
-        return await self._get_model(call, Estimate)
 
     async def get(
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
@@ -368,15 +356,7 @@ class Images(GenerationResource):
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
     ) -> Generation:
         """Cancel a queued or processing generation, image or video (idempotent)."""
-        call = Call(
-            method="POST",
-            path=f"/v1/images/{path_id(id)}/cancel",
-            route="/v1/images/{id}/cancel",
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
-        )
-        return await self._get_model(call, Generation)
+        return await self._cancel(id, timeout=timeout, api_version=api_version)
 
     async def download(
         self,

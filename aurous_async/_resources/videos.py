@@ -11,7 +11,6 @@ import anyio
 from .. import _validation as check
 from .._errors import InvalidParameterError
 from .._fanout import GenerationResource
-from .._requester import Call, new_idempotency_key
 from ..models import Estimate, Generation
 from ._base import body, path_id
 from ._output import fetch_output
@@ -198,18 +197,13 @@ class Videos(GenerationResource):
             enhance_prompt=enhance_prompt,
             webhook_url=webhook_url,
         )
-        key = check.idempotency_key(idempotency_key) or new_idempotency_key()
-        call = Call(
-            method="POST",
-            path="/v1/videos",
-            route="/v1/videos",
-            json=payload,
-            idempotency_key=key,
-            creates=True,
+        return await self._submit(
+            "/v1/videos",
+            payload,
+            idempotency_key=idempotency_key,
             timeout=timeout,
             api_version=api_version,
         )
-        return await self._get_model(call, Generation)
 
     async def estimate(
         self,
@@ -244,16 +238,9 @@ class Videos(GenerationResource):
             enhance_prompt=enhance_prompt,
             webhook_url=webhook_url,
         )
-        call = Call(
-            method="POST",
-            path="/v1/videos/estimate",
-            route="/v1/videos/estimate",
-            json=payload,
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
+        return await self._price(
+            "/v1/videos/estimate", payload, timeout=timeout, api_version=api_version
         )
-        return await self._get_model(call, Estimate)
 
     async def get(
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
@@ -265,15 +252,7 @@ class Videos(GenerationResource):
         self, id: str, *, timeout: float | None = None, api_version: str | None = None
     ) -> Generation:
         """Cancel a queued or processing video (``POST /v1/images/{id}/cancel``)."""
-        call = Call(
-            method="POST",
-            path=f"/v1/images/{path_id(id)}/cancel",
-            route="/v1/images/{id}/cancel",
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
-        )
-        return await self._get_model(call, Generation)
+        return await self._cancel(id, timeout=timeout, api_version=api_version)
 
     async def download(
         self,
