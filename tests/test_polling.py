@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import anyio
 import pytest
+from _clocks import ManualClock
 
 from aurous_async import Generation, GenerationStatus, NotFoundError, PollPolicy, ServerError
 from aurous_async._polling import PollScheduler, Watcher
@@ -17,29 +18,6 @@ from aurous_async._waits import Waits
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000.0
-
-
-class ManualClock:
-    """Time moves only on advance(); sleepers wake when their deadline has passed."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self._sleepers: list[tuple[float, anyio.Event]] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        event = anyio.Event()
-        self._sleepers.append((self.now + seconds, event))
-        await event.wait()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for deadline, event in self._sleepers:
-            if deadline <= self.now + 1e-9:
-                event.set()
-        self._sleepers = [(d, e) for d, e in self._sleepers if not e.is_set()]
 
 
 def gen(gid: str, status: str = "processing", created: float = NOW) -> Generation:
@@ -91,7 +69,7 @@ async def settle() -> None:
 def make(
     policy: PollPolicy | None = None,
 ) -> tuple[ManualClock, FakeSource, PollScheduler, Waits]:
-    clock = ManualClock()
+    clock = ManualClock(NOW)
     source = FakeSource()
     scheduler = PollScheduler(source, clock, policy or PollPolicy())
     waits = Waits(scheduler, requester=None)  # type: ignore[arg-type]

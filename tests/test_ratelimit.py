@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from _clocks import ManualClock, SteppingClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,22 +28,6 @@ from aurous_async.testing._ratelimit import TokenBucket
 from aurous_async.testing._settings import BucketSpec as ServerSpec
 
 NOW = 1_714_752_900.0
-
-
-class FakeClock:
-    """Virtual time: a sleep yields once, then moves the clock by the full delay."""
-
-    def __init__(self, start: float = NOW) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.lowlevel.checkpoint()
-        self.slept.append(seconds)
-        self.now += max(0.0, seconds)
 
 
 # --- header parsing ----------------------------------------------------------------------
@@ -253,7 +238,7 @@ async def _burst(gov: Governor, bucket: str, n: int, *, answer: bool = True) -> 
 @pytest.mark.anyio
 async def test_a_fresh_bucket_grants_its_capacity_then_paces_at_the_refill_rate() -> None:
     """120 images_post grants are immediate; the next ones come one per second."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock)
     times = await _burst(gov, "images_post", 123)
     assert times[:120] == pytest.approx([NOW] * 120, abs=0.01)
@@ -263,7 +248,7 @@ async def test_a_fresh_bucket_grants_its_capacity_then_paces_at_the_refill_rate(
 @pytest.mark.anyio
 async def test_waiters_are_served_in_arrival_order() -> None:
     """Tasks queued on an empty bucket are granted first come, first served."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock, {"b": BucketSpec(1, 1.0)})
     order: list[int] = []
 
@@ -278,34 +263,11 @@ async def test_waiters_are_served_in_arrival_order() -> None:
     assert order == list(range(10))
 
 
-class ManualClock:
-    """Time moves only on advance(); sleepers wake when their deadline has passed."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self._sleepers: list[tuple[float, anyio.Event]] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        event = anyio.Event()
-        self._sleepers.append((self.now + seconds, event))
-        await event.wait()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for deadline, event in self._sleepers:
-            if deadline <= self.now + 1e-9:
-                event.set()
-        self._sleepers = [(d, e) for d, e in self._sleepers if not e.is_set()]
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("cancelled", ["head", "queued"])
 async def test_a_cancelled_waiter_takes_nothing_and_the_queue_moves_on(cancelled: str) -> None:
     """Cancelling the sleeping head or a queued waiter leaves the tokens to the others."""
-    clock = ManualClock()
+    clock = ManualClock(NOW)
     gov = Governor(clock, {"b": BucketSpec(1, 1.0)})
     gov.observe("b", None, 200, permit=await gov.acquire("b"))
     granted: list[str] = []
@@ -343,7 +305,7 @@ async def _cancel_one(
 @pytest.mark.anyio
 async def test_a_request_holds_its_token_until_answered() -> None:
     """A request in flight may be counted as late as its answer, so it holds its token."""
-    clock = ManualClock()
+    clock = ManualClock(NOW)
     gov = Governor(clock, {"b": BucketSpec(1, 1.0)}, in_flight_ttl=30.0)
     permit = await gov.acquire("b")
     clock.advance(10.0)
@@ -357,7 +319,7 @@ async def test_a_request_holds_its_token_until_answered() -> None:
 @pytest.mark.anyio
 async def test_a_permit_never_observed_is_forgotten_after_its_ttl() -> None:
     """A leaked permit stops holding its token once in_flight_ttl has passed."""
-    clock = ManualClock()
+    clock = ManualClock(NOW)
     gov = Governor(clock, {"b": BucketSpec(1, 1.0)}, in_flight_ttl=30.0)
     await gov.acquire("b")
     clock.advance(31.0)
@@ -373,7 +335,7 @@ async def test_a_permit_never_observed_is_forgotten_after_its_ttl() -> None:
 @pytest.mark.anyio
 async def test_unmetered_requests_never_wait() -> None:
     """The unmetered pseudo-bucket grants at once and keeps no state."""
-    gov = Governor(FakeClock())
+    gov = Governor(SteppingClock(NOW))
     for _ in range(1000):
         permit = await gov.acquire(UNMETERED)
         gov.observe(UNMETERED, None, 200, permit=permit)
@@ -383,7 +345,7 @@ async def test_unmetered_requests_never_wait() -> None:
 @pytest.mark.anyio
 async def test_a_429_pauses_the_whole_bucket_until_retry_after_plus_jitter() -> None:
     """No grant happens before Retry-After has passed; jitter only adds."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock, pause_jitter=0.5, rng=random.Random(7))
     permit = await gov.acquire("images_post")
     gov.observe(
@@ -402,7 +364,7 @@ async def test_a_429_pauses_the_whole_bucket_until_retry_after_plus_jitter() -> 
 @pytest.mark.anyio
 async def test_a_429_without_retry_after_pauses_one_second() -> None:
     """A bare 429 still pauses the bucket, for one second plus jitter."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock, pause_jitter=0.0)
     permit = await gov.acquire("files")
     gov.observe("files", None, 429, permit=permit)
@@ -412,7 +374,7 @@ async def test_a_429_without_retry_after_pauses_one_second() -> None:
 @pytest.mark.anyio
 async def test_the_model_is_cut_when_the_server_holds_fewer_tokens() -> None:
     """Another consumer of the team's bucket shows in Remaining; the model follows it."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock)
     permit = await gov.acquire("images_post")
     gov.observe(
@@ -426,7 +388,7 @@ async def test_the_model_is_cut_when_the_server_holds_fewer_tokens() -> None:
 @pytest.mark.anyio
 async def test_a_larger_capacity_is_learned_from_limit() -> None:
     """A higher tier's Limit raises the capacity, and the tokens to what the server holds."""
-    gov = Governor(FakeClock())
+    gov = Governor(SteppingClock(NOW))
     permit = await gov.acquire("images_post")
     gov.observe(
         "images_post", RateLimit(limit=240, remaining=239, reset_at=NOW + 1), 201, permit=permit
@@ -439,7 +401,7 @@ async def test_a_larger_capacity_is_learned_from_limit() -> None:
 @pytest.mark.anyio
 async def test_headers_are_stale_by_the_requests_in_flight() -> None:
     """Remaining is reduced by every other request that may not have been counted yet."""
-    gov = Governor(FakeClock())
+    gov = Governor(SteppingClock(NOW))
     permits = [await gov.acquire("images_post") for _ in range(120)]
     gov.observe(
         "images_post", RateLimit(limit=240, remaining=239, reset_at=NOW + 1), 201, permit=permits[0]
@@ -452,7 +414,7 @@ async def test_headers_are_stale_by_the_requests_in_flight() -> None:
 @pytest.mark.anyio
 async def test_an_unknown_bucket_is_unpaced_until_its_headers_arrive() -> None:
     """A bucket the SDK does not know is learned from Limit, Remaining and Reset."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock)
     permits = [await gov.acquire("brand_new") for _ in range(5)]
     assert clock.now == NOW
@@ -466,13 +428,13 @@ async def test_an_unknown_bucket_is_unpaced_until_its_headers_arrive() -> None:
 
 def test_snapshot_is_empty_before_any_request() -> None:
     """Only buckets that were used appear in the snapshot."""
-    assert Governor(FakeClock()).snapshot() == {}
+    assert Governor(SteppingClock(NOW)).snapshot() == {}
 
 
 @pytest.mark.anyio
 async def test_snapshot_describes_the_local_model() -> None:
     """Limit, remaining, reset, pause and in-flight count are reported per bucket."""
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock)
     await _burst(gov, "estimate_post", 40, answer=False)
     state = gov.snapshot()["estimate_post"]
@@ -503,7 +465,7 @@ async def _fan_out(
     Returns (all 429s, 429s of requests granted after a 429 was observed, seconds).
     """
     rng = random.Random(seed)
-    clock = FakeClock()
+    clock = SteppingClock(NOW)
     gov = Governor(clock, rng=random.Random(seed))
     server = TokenBucket(ServerSpec(120, 60), clock.time())
     for _ in range(predrain):
@@ -580,7 +542,7 @@ def test_no_429_for_any_latency_pattern(
 
     async def main() -> int:
         rng = random.Random(seed)
-        clock = FakeClock()
+        clock = SteppingClock(NOW)
         gov = Governor(clock, {"b": BucketSpec(capacity, per_minute / 60)})
         server = TokenBucket(ServerSpec(capacity, per_minute), clock.time())
         refused = 0
@@ -643,7 +605,7 @@ def test_retry_after_http_date_defaults_to_the_system_clock() -> None:
 @pytest.mark.anyio
 async def test_observing_a_permit_twice_is_harmless() -> None:
     """A second observe of the same permit settles nothing more."""
-    gov = Governor(FakeClock())
+    gov = Governor(SteppingClock(NOW))
     permit = await gov.acquire("files")
     gov.observe("files", None, 201, permit=permit)
     gov.observe("files", None, 201, permit=permit)
@@ -667,7 +629,7 @@ async def test_observing_a_permit_twice_is_harmless() -> None:
 @pytest.mark.anyio
 async def test_the_refill_rate_follows_the_capacity(rate_limit: RateLimit, rate: float) -> None:
     """The documented rate holds while Limit matches the documented capacity."""
-    gov = Governor(FakeClock())
+    gov = Governor(SteppingClock(NOW))
     permit = await gov.acquire("images_post")
     gov.observe("images_post", rate_limit, 201, permit=permit)
     assert gov.snapshot()["images_post"].refill_per_second == pytest.approx(rate)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-import anyio
 import pytest
+from _clocks import SteppingClock
 from rich.console import Console
 
 from aurous_async import InvalidParameterError, NotFoundError
@@ -16,24 +16,10 @@ from aurous_async._cli._progress import BatchProgress
 from aurous_async._cli._target import RateWaitMeter, TargetOptions, wants_embedded
 
 
-class FakeClock:
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await anyio.lowlevel.checkpoint()
-
-
 @pytest.mark.anyio
 async def test_meter_counts_only_sleeps_inside_measuring() -> None:
     """Sleeps inside ``measuring()`` (a create's pacing) count; a poll's sleep does not."""
-    clock = FakeClock()
+    clock = SteppingClock()
     meter = RateWaitMeter(clock, monotonic=clock.time)
     await meter.sleep(5.0)
     with meter.measuring():

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from _clocks import SteppingClock
 
 from aurous_async.testing import BucketSpec, Emulator, Fault, run_emulator
 from aurous_async.testing._app import all_routes
@@ -16,19 +17,6 @@ from aurous_async.testing._app import all_routes
 pytestmark = pytest.mark.anyio
 
 REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
-
-
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -148,7 +136,7 @@ async def test_read_scope_cannot_write(emu: Emulator, http: aiohttp.ClientSessio
 
 async def test_bucket_arithmetic_capacity_refill_and_retry_after() -> None:
     """Limit is the capacity, Remaining counts down, Reset is full-again, Retry-After one token."""
-    clock = ManualClock()
+    clock = SteppingClock(1_800_000_000.0)
     buckets = {"get": BucketSpec(3, 60)}  # 3 burst, 1 token per second
     async with (
         run_emulator(rate_clock=clock, buckets=buckets) as emu,
@@ -187,7 +175,7 @@ async def test_bucket_arithmetic_capacity_refill_and_retry_after() -> None:
 
 async def test_buckets_are_per_team_and_shared_by_its_keys() -> None:
     """All keys of a team share a bucket; another team has its own."""
-    clock = ManualClock()
+    clock = SteppingClock(1_800_000_000.0)
     async with run_emulator(rate_clock=clock, buckets={"get": BucketSpec(2, 60)}) as emu:
         second_key = emu.add_key(emu.team_id)
         other = emu.add_team()
@@ -201,7 +189,7 @@ async def test_buckets_are_per_team_and_shared_by_its_keys() -> None:
 
 async def test_long_retry_after_rounds_up(emu: Emulator) -> None:
     """With a slow refill, Retry-After is the whole seconds until one token, rounded up."""
-    clock = ManualClock()
+    clock = SteppingClock(1_800_000_000.0)
     async with (
         run_emulator(rate_clock=clock, buckets={"get": BucketSpec(1, 7)}) as emu2,
         aiohttp.ClientSession(emu2.base_url, headers=key(emu2.api_key)) as http,
