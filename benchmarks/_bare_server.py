@@ -10,6 +10,8 @@ import asyncio
 
 from aiohttp import web
 
+from ._serve import serve_forever
+
 BODY = b'{"id":"img_x","status":"processing"}'
 BLOB = bytes(39_679)
 
@@ -22,17 +24,5 @@ async def handle(request: web.Request) -> web.Response:
     return web.Response(body=BODY, content_type="application/json")
 
 
-async def main() -> None:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(serve_forever(handle))

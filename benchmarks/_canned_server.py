@@ -14,6 +14,8 @@ import time
 
 from aiohttp import web
 
+from ._serve import serve_forever
+
 GENERATION_ID = "img_01M8KSNS65136D1NG28K6YYSCA"
 BODY = (
     b'{"id":"img_01M8KSNS65136D1NG28K6YYSCA","object":"inference","status":"succeeded",'
@@ -45,17 +47,5 @@ async def handle(request: web.Request) -> web.Response:
     return web.Response(body=BODY, content_type="application/json", headers=headers)
 
 
-async def main() -> None:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(serve_forever(handle))

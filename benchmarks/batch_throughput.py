@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -36,23 +36,11 @@ from aurous_async import AsyncAurous
 from aurous_async._clock import ScaledClock
 from aurous_async.testing import DOCUMENTED_BUCKETS, Emulator, run_emulator
 
+from .pollers import pct, requests_for
+
 _TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "moderation_rejected"})
 _BURST = DOCUMENTED_BUCKETS["images_post"].capacity
 _REFILL = DOCUMENTED_BUCKETS["images_post"].per_second
-
-
-def requests_for(n: int) -> list[dict[str, Any]]:
-    """Varied image jobs: 2k_1_1, 10-100 steps, 1-3 images (about 6-120 s each)."""
-    return [
-        {"prompt": f"batch {i}", "steps": 10 + (i * 37) % 91, "count": 1 + i % 3} for i in range(n)
-    ]
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class LagProbe:
@@ -166,7 +154,7 @@ async def sdk_run(n: int, scale: float) -> Result:
         probe.running(),
     ):
         start = clock.time()
-        async for done in client.as_completed(client.images.create_many(requests_for(n))):
+        async for done in client.as_completed(client.images.create_many(requests_for(n, "batch"))):
             received[done.id] = clock.time()
         real = time.perf_counter() - real
         return Result("SDK", n, scale, emu, start, received, probe.lags, real)
@@ -202,7 +190,7 @@ async def naive_run(n: int, scale: float) -> Result:
             received[job["id"]] = clock.time()
 
         start = clock.time()
-        await asyncio.gather(*(one(r) for r in requests_for(n)))
+        await asyncio.gather(*(one(r) for r in requests_for(n, "batch")))
         real = time.perf_counter() - real
         return Result("naive", n, scale, emu, start, received, probe.lags, real)
 

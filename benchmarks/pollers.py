@@ -34,10 +34,11 @@ from aurous_async.testing import DOCUMENTED_BUCKETS, Emulator, run_emulator
 from aurous_async.webhooks import WebhookReceiver
 
 
-def requests_for(n: int) -> list[dict[str, Any]]:
+def requests_for(n: int, label: str = "bench") -> list[dict[str, Any]]:
     """Varied image jobs: 2k_1_1, 10-100 steps, 1-3 images (about 6-120 s each)."""
     return [
-        {"prompt": f"bench {i}", "steps": 10 + (i * 37) % 91, "count": 1 + i % 3} for i in range(n)
+        {"prompt": f"{label} {i}", "steps": 10 + (i * 37) % 91, "count": 1 + i % 3}
+        for i in range(n)
     ]
 
 
