@@ -181,7 +181,7 @@ class Requester:
         plan: RetryPlan | None = None
         url = call.path if "://" in call.path else self.base_url + call.path
         headers = self._headers(call)
-        bucket = _bucket_of(call.method, call.path, call.synthesize) if call.metered else UNMETERED
+        bucket = _bucket_of(call.method, call.route, call.synthesize) if call.metered else UNMETERED
         while True:
             progress.attempts += 1
             permit = await self.governor.acquire(bucket)
@@ -374,10 +374,11 @@ def _inconclusive(error: AurousError) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=1024)
-def _bucket_of(method: str, path: str, synthesize: bool) -> str:
-    # Memoized: a poll asks for the same path again and again.
-    return bucket_for(method, _path_of(path), synthesize=synthesize)
+@functools.lru_cache(maxsize=256)
+def _bucket_of(method: str, route: str, synthesize: bool) -> str:
+    # Keyed by the route template, not the concrete path: a bucket depends only on the
+    # path's shape, and the templates are few, so every call after the first is a hit.
+    return bucket_for(method, _path_of(route), synthesize=synthesize)
 
 
 def _path_of(path_or_url: str) -> str:
