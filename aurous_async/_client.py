@@ -228,6 +228,8 @@ class AsyncAurous:
         watched as they arrive. Each distinct id is yielded once. A job whose polling
         fails for good (404, or ``PollPolicy.max_failures`` transient errors in a row)
         raises its error here, with ``generation_id`` set; it is never dropped silently.
+        If an async ``jobs`` source fails (say a create is refused), the jobs it had
+        already handed over are still awaited and yielded; its error is raised after.
 
         Raises:
             WaitTimeoutError: ``timeout`` passed first; ``.pending`` lists the ids left.

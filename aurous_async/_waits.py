@@ -226,9 +226,11 @@ class Waits:
                         raise state.error
                     assert state.latest is not None
                     yield state.latest
-                if source_error:
-                    raise source_error[0]
                 if fed.is_set() and len(yielded) == len(watched):
+                    # A failing source (a create that failed) is raised only after every
+                    # job it had handed over was seen through: none is dropped.
+                    if source_error:
+                        raise source_error[0]
                     return
                 if collector.expired or (
                     collector.deadline is not None

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from aurous_async import (
     AsyncAurous,
+    BadRequestError,
     CostLimitExceededError,
     Generation,
     GenerationFailedError,
@@ -307,3 +308,18 @@ async def test_attached_webhooks_resolve_waits_with_almost_no_polls() -> None:
         finally:
             client.detach_webhooks()
             await runner.cleanup()
+
+
+async def test_as_completed_sees_accepted_jobs_through_when_a_create_fails() -> None:
+    """A refused create is raised only after the jobs accepted before it were yielded."""
+    async with world() as (emu, client):
+        requests = [{"prompt": f"p{i}"} for i in range(3)]
+        requests.append({"prompt": "an aurous-blocked-test-word here"})
+        stream = client.images.create_many(requests, max_concurrency=1)
+        seen: list[str] = []
+        with pytest.raises(BadRequestError) as info:
+            async for done in client.as_completed(stream):
+                seen.append(done.id)
+        assert info.value.code == "prompt_blocked"
+        assert sorted(seen) == sorted(g["id"] for g in emu.generations())
+        assert len(seen) == 3
