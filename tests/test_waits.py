@@ -317,9 +317,13 @@ async def test_as_completed_sees_accepted_jobs_through_when_a_create_fails() -> 
         requests.append({"prompt": "an aurous-blocked-test-word here"})
         stream = client.images.create_many(requests, max_concurrency=1)
         seen: list[str] = []
-        with pytest.raises(BadRequestError) as info:
+
+        async def consume() -> None:
             async for done in client.as_completed(stream):
                 seen.append(done.id)
+
+        with pytest.raises(BadRequestError) as info:
+            await consume()
         assert info.value.code == "prompt_blocked"
         assert sorted(seen) == sorted(g["id"] for g in emu.generations())
         assert len(seen) == 3
