@@ -85,7 +85,7 @@ class RateWaitMeter:
 class TargetOptions:
     """The connection flags every command shares."""
 
-    api_key: str | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
     base_url: str | None = None
     emulator: bool = False
     time_scale: float = EMBEDDED_TIME_SCALE

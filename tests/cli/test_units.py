@@ -109,3 +109,11 @@ def test_error_text_is_one_line_with_code_and_request_id() -> None:
     assert error_text(error) == "404 resource_not_found: No such generation. (request id req_1)"
     assert error_text(InvalidParameterError("steps: too big")) == "steps: too big"
     assert error_text(ValueError("x")) == "ValueError: x"
+
+
+def test_target_options_repr_hides_the_api_key() -> None:
+    """The --api-key value never shows in a repr (tracebacks, debug logs)."""
+    secret = "al_live_" + "s" * 64
+    options = TargetOptions(api_key=secret, base_url="http://127.0.0.1:1")
+    assert secret not in repr(options)
+    assert "127.0.0.1" in repr(options)
