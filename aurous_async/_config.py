@@ -45,7 +45,8 @@ class Timeouts:
 
     Args:
         connect: time to establish a connection (including TLS).
-        read: time to wait for each chunk of the response.
+        read: time to wait for the response of one attempt: for the whole of an API
+            response, for each chunk of a download (output bytes).
 
     The total time of a call, over all attempts and waits, is ``RetryPolicy.timeout``.
     """

@@ -158,38 +158,27 @@ class GenerationResource(Resource):
         )
         return await self._get_model(call, Estimate)
 
-    async def _fetch(
+    def _fetch(
         self, id: str, *, timeout: float | None, api_version: str | None
-    ) -> Generation:
+    ) -> Awaitable[Generation]:
         """``GET /v1/images/{id}``: images and videos alike are fetched there (A3)."""
-        return await self._generation_call(
+        call = _generation_call(
             "GET", f"/v1/images/{path_id(id)}", "/v1/images/{id}", timeout, api_version
         )
+        return self._get_model(call, Generation)
 
-    async def _cancel(
+    def _cancel(
         self, id: str, *, timeout: float | None, api_version: str | None
-    ) -> Generation:
+    ) -> Awaitable[Generation]:
         """``POST /v1/images/{id}/cancel``: videos too, in the ``images_post`` bucket."""
-        return await self._generation_call(
+        call = _generation_call(
             "POST",
             f"/v1/images/{path_id(id)}/cancel",
             "/v1/images/{id}/cancel",
             timeout,
             api_version,
         )
-
-    async def _generation_call(
-        self, method: str, path: str, route: str, timeout: float | None, api_version: str | None
-    ) -> Generation:
-        call = Call(
-            method=method,
-            path=path,
-            route=route,
-            idempotent=True,
-            timeout=timeout,
-            api_version=api_version,
-        )
-        return await self._get_model(call, Generation)
+        return self._get_model(call, Generation)
 
     def _waiter(self) -> Waits:
         if self._waits is None:
@@ -253,3 +242,16 @@ class GenerationResource(Resource):
         return await self._waiter().wait(
             generation, timeout=wait_timeout, raise_on_failure=raise_on_failure
         )
+
+
+def _generation_call(
+    method: str, path: str, route: str, timeout: float | None, api_version: str | None
+) -> Call:
+    return Call(
+        method=method,
+        path=path,
+        route=route,
+        idempotent=True,
+        timeout=timeout,
+        api_version=api_version,
+    )

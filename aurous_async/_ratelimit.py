@@ -11,16 +11,18 @@ the capacity and refill are used in full without a 429.
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import timezone
 from types import MappingProxyType
+from typing import NamedTuple
 
 import anyio
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from ._clock import Clock, SystemClock
 
@@ -44,6 +46,18 @@ _CASE_INSENSITIVE = (CIMultiDictProxy, CIMultiDict)
 
 
 # --- pure header parsing ---------------------------------------------------------------
+
+# ``istr`` names: a case-insensitive mapping looks them up without folding them first.
+_LIMIT = (istr("X-RateLimit-Limit"), istr("RateLimit-Limit"))
+_REMAINING = (istr("X-RateLimit-Remaining"), istr("RateLimit-Remaining"))
+_RESET = (istr("X-RateLimit-Reset"), istr("RateLimit-Reset"))
+_RETRY_AFTER = istr("Retry-After")
+
+
+def _first(get: Callable[[str], str | None], names: tuple[str, str]) -> str | None:
+    """The ``X-``-prefixed header's value, else the unprefixed one's."""
+    value = get(names[0])
+    return value if value is not None else get(names[1])
 
 
 def get_header(headers: Mapping[str, str], name: str) -> str | None:
@@ -117,9 +131,8 @@ def _system_time() -> float:
     return SystemClock().time()
 
 
-@attrs.frozen
-class RateLimit:
-    """What one response said about its rate-limit bucket.
+class RateLimit(NamedTuple):
+    """What one response said about its rate-limit bucket (a tuple: one per response).
 
     Attributes:
         limit: the bucket capacity (burst).
@@ -148,22 +161,16 @@ class RateLimit:
                 (defaults to the system time).
         """
 
+        get: Callable[[str], str | None]
         if isinstance(headers, _CASE_INSENSITIVE):
             # Its own lookup already ignores case: a miss needs no scan of every name.
-            get: Callable[[str], str | None] = headers.get
+            get = headers.get
         else:
-
-            def get(name: str) -> str | None:
-                return get_header(headers, name)
-
-        def first(prefixed: str, plain: str) -> str | None:
-            value = get(prefixed)
-            return value if value is not None else get(plain)
-
-        limit = _parse_count(first("X-RateLimit-Limit", "RateLimit-Limit"))
-        remaining = _parse_count(first("X-RateLimit-Remaining", "RateLimit-Remaining"))
-        reset = _parse_number(first("X-RateLimit-Reset", "RateLimit-Reset"))
-        retry_after = parse_retry_after(get("Retry-After"), now=now)
+            get = functools.partial(get_header, headers)
+        limit = _parse_count(_first(get, _LIMIT))
+        remaining = _parse_count(_first(get, _REMAINING))
+        reset = _parse_number(_first(get, _RESET))
+        retry_after = parse_retry_after(get(_RETRY_AFTER), now=now)
         if reset is not None and reset < _EPOCH_THRESHOLD:
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:
@@ -283,12 +290,12 @@ class BucketState:
     refill_per_second: float | None
 
 
-@attrs.frozen(eq=False)
-class Permit:
+class Permit(NamedTuple):
     """One granted request slot; hand it back to ``Governor.observe``.
 
-    It snapshots the bucket's counters at the grant, which lets ``observe`` tell which
-    other requests the server may not have counted when it wrote its headers.
+    A tuple, as one is made per request. It snapshots the bucket's counters at the
+    grant, which lets ``observe`` tell which other requests the server may not have
+    counted when it wrote its headers.
     """
 
     bucket: str
@@ -356,8 +363,9 @@ class _Bucket:
         if self.in_flight.pop(seq, None) is None:
             return False
         self.settled += 1
-        if consumed and self.modelled:
-            self.set_level(self.level_at(now) - 1.0, now)
+        if consumed and self.rate is not None and self.capacity is not None:
+            self.level = self.level_at(now) - 1.0
+            self.updated = now
         return True
 
 
@@ -439,15 +447,23 @@ class Governor:
         Every permit must be handed back to ``observe`` exactly once: until then it
         holds its token.
         """
+        permit = self.try_acquire(bucket)
+        if permit is not None:
+            return permit
+        return await self._queue(self._bucket(bucket, self._clock.time()))
+
+    def try_acquire(self, bucket: str) -> Permit | None:
+        """``acquire`` without waiting: the permit if one is free now, else ``None``."""
         now = self._clock.time()
         if bucket == UNMETERED:
             return Permit(bucket, 0, now, 0, 0)
-        state = self._bucket(bucket, now)
+        state = self._buckets.get(bucket) or self._bucket(bucket, now)
         if not state.waiters:
-            self._expire(state, now)
+            if state.in_flight:
+                self._expire(state, now)
             if self._delay(state, now) <= 0:
                 return self._take(state, now)
-        return await self._queue(state)
+        return None
 
     async def _queue(self, state: _Bucket) -> Permit:
         waiter = _Waiter()
@@ -510,6 +526,7 @@ class Governor:
         status: int | None,
         *,
         permit: Permit | None = None,
+        now: float | None = None,
     ) -> None:
         """Reconcile the model with one finished request.
 
@@ -519,12 +536,15 @@ class Governor:
             status: the HTTP status, ``None`` if no response arrived.
             permit: the request's permit from ``acquire``; without it the oldest
                 permit in flight is assumed, which is safe but less exact.
+            now: the governor clock's time, if the caller just read it.
         """
         if bucket == UNMETERED:
             return
-        now = self._clock.time()
-        state = self._bucket(bucket, now)
-        self._expire(state, now)
+        if now is None:
+            now = self._clock.time()
+        state = self._buckets.get(bucket) or self._bucket(bucket, now)
+        if state.in_flight:
+            self._expire(state, now)
         refused = status == 429
         if permit is None and state.in_flight:
             permit = next(iter(state.in_flight.values()))
@@ -545,7 +565,7 @@ class Governor:
             wait = 1.0 if rate_limit.retry_after is None else rate_limit.retry_after
             until = now + wait + self._rng.uniform(0.0, self._pause_jitter)
             state.paused_until = max(state.paused_until, until)
-        if state.modelled and state.level < 0:
+        if state.level < 0 and state.modelled:
             # The server's level is never negative.
             state.set_level(0.0, now)
         if state.wake is not None:
@@ -577,9 +597,11 @@ class Governor:
             unsettled = len(state.in_flight)
         floor = float(remaining - unsettled)
         ceiling = remaining + 1.0 + state.rate * max(0.0, now - granted_at)
-        target = floor + len(state.in_flight)
-        too_high = first_sight or refused or state.available_at(now) >= ceiling
-        if too_high or state.level_at(now) < target:
+        in_flight = len(state.in_flight)
+        target = floor + in_flight
+        level = state.level_at(now)
+        too_high = first_sight or refused or level - in_flight >= ceiling
+        if too_high or level < target:
             state.set_level(target, now)
 
     def _learn_rate(self, state: _Bucket, rate_limit: RateLimit, granted_at: float) -> None:

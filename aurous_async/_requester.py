@@ -2,7 +2,7 @@
 
 Per attempt: governor acquire -> transport -> observe rate-limit headers -> success, or
 decode the error envelope -> retry decision. The whole logical call, every attempt and
-every wait included, runs under one deadline (an anyio cancel scope).
+every wait included, runs under one deadline (``_deadline``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import logging
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import NamedTuple
 
-import anyio
 import attrs
+from multidict import istr
 
 from ._clock import Clock
 from ._config import RetryPolicy
+from ._deadline import Deadlines
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -36,6 +39,10 @@ __all__ = ["Call", "Reply", "Requester", "new_idempotency_key"]
 logger = logging.getLogger("aurous_async")
 
 _IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Response headers read on every call (``istr``: looked up without case folding).
+_DEPRECATED = istr("Aurous-Deprecated")
+_SUNSET = istr("Sunset")
+_VERSION = istr("Aurous-Version")
 _REDACTED = b"[redacted]"
 
 
@@ -44,9 +51,9 @@ def new_idempotency_key() -> str:
     return str(uuid.uuid4())
 
 
-@attrs.frozen(kw_only=True)
-class Call:
-    """One logical API call, as a resource method describes it.
+class Call(NamedTuple):
+    """One logical API call, as a resource method describes it (a tuple: one per call;
+    build it with keywords).
 
     Attributes:
         method, path: the HTTP method and either an API path (``/v1/...``) or an absolute
@@ -75,7 +82,7 @@ class Call:
     params: Sequence[tuple[str, str]] = ()
     json: object = None
     content: bytes | Multipart | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
     idempotent: bool = False
     idempotency_key: str | None = None
     creates: bool = False
@@ -87,16 +94,18 @@ class Call:
     api_version: str | None = None
 
 
-@attrs.frozen
-class Reply:
+class Reply(NamedTuple):
     """A successful response and its decoded JSON body (``None`` for raw bytes)."""
 
     response: Response
-    data: object = attrs.field(repr=False)
+    data: object
 
     @property
     def request_id(self) -> str | None:
         return self.response.request_id
+
+    def __repr__(self) -> str:  # the body may hold a secret (a webhook signing secret)
+        return f"Reply(response={self.response!r})"
 
 
 @attrs.define
@@ -132,6 +141,7 @@ class Requester:
         self.transport = transport
         self.governor = governor
         self.clock = clock
+        self._deadlines = Deadlines()
         self._warned_routes: set[str] = set()
         self._logged_versions: set[tuple[str, str]] = set()
         # Per-call work done once: the retry policy with a call's deadline, and the
@@ -159,11 +169,8 @@ class Requester:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         progress = _Progress()
         try:
-            # ``anyio.fail_after`` without its generator-based wrapper: the scope ends the
-            # block only by swallowing its own deadline's cancellation.
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout):
+            with self._deadlines.limit(timeout):
                 return await self._attempts(call, progress, budget=timeout)
-            raise TimeoutError
         except TimeoutError as exc:
             if isinstance(exc, AurousError):
                 raise
@@ -182,9 +189,10 @@ class Requester:
         url = call.path if "://" in call.path else self.base_url + call.path
         headers = self._headers(call)
         bucket = _bucket_of(call.method, call.route, call.synthesize) if call.metered else UNMETERED
+        governor = self.governor
         while True:
             progress.attempts += 1
-            permit = await self.governor.acquire(bucket)
+            permit = governor.try_acquire(bucket) or await governor.acquire(bucket)
             response: Response | None = None
             failure: APIConnectionError | None = None
             try:
@@ -195,6 +203,7 @@ class Requester:
                     params=call.params,
                     json_body=call.json,
                     content=call.content,
+                    download=not call.expect_json,
                 )
             except APIConnectionError as exc:
                 failure = exc
@@ -203,14 +212,17 @@ class Requester:
                     # Interrupted on the wire (the deadline, or the caller cancelled).
                     progress.ambiguous = True
                 # Every permit goes back exactly once, also when the deadline cancels us.
-                self.governor.observe(
-                    bucket,
-                    None
-                    if response is None
-                    else RateLimit.from_headers(response.headers, now=self.clock.time()),
-                    None if response is None else response.status,
-                    permit=permit,
-                )
+                if response is None:
+                    governor.observe(bucket, None, None, permit=permit)
+                else:
+                    now = self.clock.time()
+                    governor.observe(
+                        bucket,
+                        RateLimit.from_headers(response.headers, now=now),
+                        response.status,
+                        permit=permit,
+                        now=now,
+                    )
             if response is not None:
                 self._inspect_headers(call, response)
                 if logger.isEnabledFor(logging.DEBUG):
@@ -338,8 +350,8 @@ class Requester:
     def _inspect_headers(self, call: Call, response: Response) -> None:
         history = response.history
         for headers in (*history, response.headers) if history else (response.headers,):
-            deprecated = headers.get("Aurous-Deprecated")
-            sunset = headers.get("Sunset")
+            deprecated = headers.get(_DEPRECATED)
+            sunset = headers.get(_SUNSET)
             if (deprecated or sunset) and call.route not in self._warned_routes:
                 self._warned_routes.add(call.route)
                 detail = f"Aurous-Deprecated: {deprecated}" if deprecated else "deprecated"
@@ -353,7 +365,7 @@ class Requester:
         if not call.authenticated:
             return
         pinned = call.api_version or self.api_version
-        echoed = response.headers.get("Aurous-Version")
+        echoed = response.headers.get(_VERSION)
         if echoed and echoed != pinned and (pinned, echoed) not in self._logged_versions:
             self._logged_versions.add((pinned, echoed))
             logger.warning(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import aiohttp
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from ._errors import APIConnectionError, APITimeoutError
@@ -26,11 +27,12 @@ MAX_REDIRECTS = 5
 #: Headers that must never follow a redirect to another origin.
 _CREDENTIAL_HEADERS = ("X-Api-Key", "Authorization", "Cookie")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_LOCATION = istr("Location")
+_REQUEST_ID = istr("Aurous-Request-Id")
 
 
-@attrs.frozen
-class Response:
-    """One HTTP response, fully read.
+class Response(NamedTuple):
+    """One HTTP response, fully read (a tuple: one is made per response).
 
     Attributes:
         status: the HTTP status of the final response.
@@ -42,11 +44,14 @@ class Response:
     """
 
     status: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    body: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str]
+    body: bytes
     request_id: str | None
     url: str
-    history: tuple[Mapping[str, str], ...] = attrs.field(default=(), repr=False)
+    history: tuple[Mapping[str, str], ...] = ()
+
+    def __repr__(self) -> str:  # no headers or body: they may carry secrets
+        return f"Response(status={self.status}, request_id={self.request_id!r}, url={self.url!r})"
 
 
 @attrs.frozen
@@ -90,7 +95,8 @@ class Transport:
         max_connections_per_host: the pool size per host (0 for no separate cap).
         keepalive_expiry: seconds an idle connection is kept open.
         connect_timeout: seconds allowed to open one connection.
-        read_timeout: seconds allowed between two reads of one response.
+        read_timeout: seconds allowed for the response of one request: for the whole of
+            an API response, for each chunk of a download (``send(download=True)``).
         user_agent: sent on every request.
     """
 
@@ -107,7 +113,11 @@ class Transport:
         self._max_connections = max_connections
         self._max_connections_per_host = max_connections_per_host
         self._keepalive_expiry = keepalive_expiry
-        self._timeout = aiohttp.ClientTimeout(
+        # One timer per request for an API response (small, read at once), where a
+        # per-chunk timeout would re-arm its timer on every read; per chunk for downloads,
+        # whose total time grows with their size.
+        self._timeout = aiohttp.ClientTimeout(total=read_timeout, sock_connect=connect_timeout)
+        self._download_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._user_agent = user_agent
@@ -156,8 +166,12 @@ class Transport:
         params: Sequence[tuple[str, str]] | None = None,
         json_body: object = None,
         content: bytes | Multipart | None = None,
+        download: bool = False,
     ) -> Response:
         """Send one request and read the whole response.
+
+        ``download`` marks a response that may be large (output bytes): its read timeout
+        applies to each chunk rather than to the whole body.
 
         Redirects are followed by hand so that credentials are dropped when a redirect
         leaves the origin (the image output route may redirect to a storage host).
@@ -170,47 +184,59 @@ class Transport:
         target = URL(url)
         if params:
             target = target.update_query(list(params))
-        send_headers = CIMultiDict(headers)
+            url = str(target)
+        # aiohttp only reads the headers; a copy is made when they must change.
+        send_headers: Mapping[str, str] | CIMultiDict[str] = headers
         data: bytes | aiohttp.FormData | None
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            send_headers = CIMultiDict(headers)
             send_headers.setdefault("Content-Type", "application/json")
         elif isinstance(content, Multipart):
             data = _form(content)
         else:
             data = content
+        timeout = self._download_timeout if download else self._timeout
         history: list[Mapping[str, str]] = []
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 async with session.request(
-                    method, target, headers=send_headers, data=data, allow_redirects=False
+                    method,
+                    target,
+                    headers=send_headers,
+                    data=data,
+                    allow_redirects=False,
+                    timeout=timeout,
                 ) as resp:
-                    location = resp.headers.get("Location")
-                    if resp.status not in _REDIRECT_STATUSES or not location:
-                        body = await resp.read()
+                    # Already a read-only, case-insensitive view of this response's own
+                    # headers: no copy needed.
+                    resp_headers = resp.headers
+                    status = resp.status
+                    location = resp_headers.get(_LOCATION) if status in _REDIRECT_STATUSES else None
+                    if not location:
                         return Response(
-                            status=resp.status,
-                            # Already a read-only, case-insensitive view of
-                            # this response's own headers: no copy needed.
-                            headers=resp.headers,
-                            body=body,
-                            request_id=resp.headers.get("Aurous-Request-Id"),
-                            url=str(target),
-                            history=tuple(history),
+                            status,
+                            resp_headers,
+                            await resp.read(),
+                            resp_headers.get(_REQUEST_ID),
+                            url,
+                            tuple(history),
                         )
                     await resp.read()
-                    history.append(_freeze(resp.headers))
+                    history.append(_freeze(resp_headers))
                 next_target = target.join(URL(location))
+                send_headers = CIMultiDict(send_headers)
                 if next_target.origin() != target.origin():
                     for name in _CREDENTIAL_HEADERS:
                         send_headers.popall(name, None)
-                if resp.status == 303 or (resp.status in (301, 302) and method != "HEAD"):
+                if status == 303 or (status in (301, 302) and method != "HEAD"):
                     # RFC 9110: a 303 (and, by browser practice, 301/302) becomes a GET.
                     method, data = "GET", None
                     send_headers.popall("Content-Type", None)
                 elif isinstance(content, Multipart):
                     data = _form(content)
                 target = next_target
+                url = str(target)
             raise APIConnectionError(f"too many redirects (more than {MAX_REDIRECTS})")
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise APITimeoutError(

@@ -211,6 +211,32 @@ async def test_read_timeout_is_an_api_timeout() -> None:
     assert info.value.maybe_sent is True
 
 
+async def _trickle(request: web.Request) -> web.StreamResponse:
+    """Headers at once, then a body chunk every 15 ms for 90 ms."""
+    response = web.StreamResponse()
+    response.content_length = 6
+    await response.prepare(request)
+    for _ in range(6):
+        await asyncio.sleep(0.015)
+        await response.write(b"x")
+    return response
+
+
+async def test_read_timeout_bounds_a_whole_api_response() -> None:
+    """An API response whose body trickles in past the read timeout is a timeout."""
+    async with serve([("GET", "/v1/x", _trickle)]) as base, transport(read_timeout=0.05) as t:
+        with pytest.raises(APITimeoutError) as info:
+            await t.send("GET", base + "/v1/x", headers={})
+    assert info.value.maybe_sent is True
+
+
+async def test_read_timeout_of_a_download_is_per_chunk() -> None:
+    """A download keeps going as long as every chunk arrives within the read timeout."""
+    async with serve([("GET", "/v1/x", _trickle)]) as base, transport(read_timeout=0.05) as t:
+        response = await t.send("GET", base + "/v1/x", headers={}, download=True)
+    assert response.body == b"xxxxxx"
+
+
 async def test_closed_transport_refuses_use_and_close_is_idempotent() -> None:
     """After ``aclose`` a transport raises instead of opening a new session."""
     t = Transport(user_agent="x")

@@ -42,12 +42,11 @@ class Resource:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    async def _send(self, call: Call) -> Reply:
-        return await self._requester.send(call)
+    def _send(self, call: Call) -> Awaitable[Reply]:
+        return self._requester.send(call)
 
     async def _get_model(self, call: Call, cls: type[T]) -> T:
-        reply = await self._send(call)
-        return decode(reply, cls)
+        return decode(await self._requester.send(call), cls)
 
 
 def decode(reply: Reply, cls: type[T]) -> T:

@@ -1,0 +1,139 @@
+"""Call deadlines: one timer per distinct timeout for every call in flight.
+
+A timer per call (``asyncio.timeout``, ``anyio.fail_after``) costs a timer-heap entry and
+a pair of awaits on every request, though nearly every call ends long before its
+deadline. Calls with the same timeout start in order, so their deadlines are in order
+too: they join one insertion-ordered group, and a single timer, armed for the oldest,
+serves the whole group. A call that ends in time only leaves the group's dict.
+
+When a deadline passes, its task is cancelled the way ``asyncio.timeout`` does it
+(``Task.cancel``, then ``Task.uncancel`` on the way out), and the ``with`` block raises
+``TimeoutError``. A cancellation from anywhere else propagates untouched.
+
+Python 3.10 has no ``Task.uncancel``: there, each call gets an anyio cancel scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from types import TracebackType
+from typing import Protocol, cast
+
+import anyio
+
+__all__ = ["Deadlines"]
+
+_NATIVE = sys.version_info >= (3, 11)
+
+
+class Deadlines:
+    """Hands out ``with`` blocks that raise ``TimeoutError`` once ``timeout`` has passed."""
+
+    def __init__(self) -> None:
+        self._groups: dict[float, _Group] = {}
+
+    def limit(self, timeout: float) -> _Limit | _ScopeLimit:
+        """A ``with`` block ending at ``timeout`` seconds of loop time from its start."""
+        if not _NATIVE:  # pragma: no cover - exercised on Python 3.10 only
+            return _ScopeLimit(timeout)
+        loop = asyncio.get_running_loop()
+        group = self._groups.get(timeout)
+        if group is None or group.loop is not loop:
+            group = self._groups[timeout] = _Group(loop)
+        return _Limit(group, loop.time() + timeout)
+
+
+class _Task(Protocol):
+    """What a deadline uses of ``asyncio.Task`` (3.11+; typed here for the 3.10 checker)."""
+
+    def cancel(self, msg: object = None) -> bool: ...
+    def cancelling(self) -> int: ...
+    def uncancel(self) -> int: ...
+
+
+class _Group:
+    """The calls in flight with one timeout, oldest first, and the timer of the oldest."""
+
+    __slots__ = ("calls", "loop", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[_Limit, None] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, call: _Limit) -> None:
+        self.calls[call] = None
+        if self.timer is None:
+            self.timer = self.loop.call_at(call.when, self.expire)
+
+    def expire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        calls = self.calls
+        while calls:
+            oldest = next(iter(calls))
+            if oldest.when > now:
+                self.timer = self.loop.call_at(oldest.when, self.expire)
+                return
+            del calls[oldest]
+            oldest.expire()
+
+
+class _Limit:
+    """One call's deadline (Python 3.11+)."""
+
+    __slots__ = ("_cancelling", "_group", "_task", "expired", "when")
+
+    def __init__(self, group: _Group, when: float) -> None:
+        self._group = group
+        self.when = when
+        self.expired = False
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a call deadline needs a running task")
+        self._task = cast(_Task, task)
+        self._cancelling = self._task.cancelling()
+        self._group.add(self)
+
+    def expire(self) -> None:
+        self.expired = True
+        self._task.cancel("aurous_async: call deadline")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.expired:
+            self._group.calls.pop(self, None)
+            return
+        # Our cancel request is withdrawn in any case; it is ours to turn into a timeout
+        # only if no other cancellation was requested meanwhile.
+        if self._task.uncancel() <= self._cancelling and isinstance(exc, asyncio.CancelledError):
+            raise TimeoutError from exc
+
+
+class _ScopeLimit:
+    """One call's deadline as an anyio cancel scope (Python 3.10)."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, timeout: float) -> None:
+        self._scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
+
+    def __enter__(self) -> None:
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._scope.__exit__(exc_type, exc, tb)
+        if self._scope.cancelled_caught:
+            raise TimeoutError from exc

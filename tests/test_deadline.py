@@ -1,0 +1,108 @@
+"""Call deadlines: one timer per timeout group, asyncio.timeout semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from aurous_async._deadline import Deadlines
+
+pytestmark = pytest.mark.anyio
+
+
+async def _hang() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_call_past_its_deadline_raises_timeout_error() -> None:
+    """The block raises TimeoutError (not CancelledError) once its time is up."""
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError), deadlines.limit(0.02):
+        await _hang()
+    assert loop.time() - started >= 0.02
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_call_within_its_deadline_is_untouched() -> None:
+    """A block that ends in time returns normally and leaves nothing armed."""
+    deadlines = Deadlines()
+    with deadlines.limit(5.0):
+        await asyncio.sleep(0)
+    group = deadlines._groups[5.0]
+    assert not group.calls
+    await asyncio.sleep(0.01)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_only_expired_calls_of_a_group_are_cancelled() -> None:
+    """Calls sharing a timeout share a timer; each is cancelled at its own deadline."""
+    deadlines = Deadlines()
+    outcomes: dict[str, str] = {}
+
+    async def call(name: str, work: float) -> None:
+        try:
+            with deadlines.limit(0.05):
+                await asyncio.sleep(work)
+            outcomes[name] = "done"
+        except TimeoutError:
+            outcomes[name] = "timeout"
+
+    first = asyncio.create_task(call("slow-first", 1.0))
+    await asyncio.sleep(0.03)
+    # Starts 30 ms later, so its deadline is 30 ms later than the first one's.
+    second = asyncio.create_task(call("quick-second", 0.04))
+    third = asyncio.create_task(call("slow-third", 1.0))
+    await asyncio.gather(first, second, third)
+    assert outcomes == {"slow-first": "timeout", "quick-second": "done", "slow-third": "timeout"}
+    assert not deadlines._groups[0.05].calls
+    assert deadlines._groups[0.05].timer is None
+
+
+async def test_an_outside_cancellation_is_not_a_timeout() -> None:
+    """Cancelling the task from elsewhere propagates CancelledError untouched."""
+    deadlines = Deadlines()
+
+    async def call() -> None:
+        with deadlines.limit(5.0):
+            await _hang()
+
+    task = asyncio.create_task(call())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not deadlines._groups[5.0].calls
+
+
+async def test_an_outside_cancellation_racing_the_deadline_wins() -> None:
+    """When both fire, the outer cancel is not swallowed into a timeout."""
+    deadlines = Deadlines()
+    entered = asyncio.Event()
+
+    async def call() -> None:
+        with deadlines.limit(0.01):
+            entered.set()
+            await _hang()
+
+    task = asyncio.create_task(call())
+    await entered.wait()
+    time.sleep(0.02)  # noqa: ASYNC251 - the deadline passes without the loop getting a turn
+    # What the group's timer does, and an outer cancel, in the same loop iteration.
+    deadlines._groups[0.01].expire()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_timeout_inside_anothers_limit_stays_local() -> None:
+    """Nested limits: the inner one expiring does not end the outer block."""
+    deadlines = Deadlines()
+    with deadlines.limit(5.0):
+        with pytest.raises(TimeoutError), deadlines.limit(0.01):
+            await _hang()
+        await asyncio.sleep(0)  # the outer block goes on
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
