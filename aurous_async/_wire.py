@@ -10,12 +10,21 @@
 * A body that does not fit its model raises ``ValueError`` naming the bad fields.
 
 Decoding is on the hot path of every call, so there are two converters with the same
-rules: a fast one (``detailed_validation=False``) that decodes, and the detailed one that
+rules: a fast one that decodes, and the detailed one (``detailed_validation=True``) that
 runs only when the fast one fails, to name every bad field in the error.
+
+The fast converter decodes each model with a generated function (see
+``_generate_decoder``): straight-line Python source, made once per class, that reads every
+field into a local and calls the class once. The field hooks are resolved when the source
+is made, and the common ones (strings, numbers, flags, enums, tuples, timestamps) are
+written out as type checks whose fast branch needs no call; anything unusual still goes
+through the hook. A generated decoder may fail differently from the hooks it stands for,
+never succeed differently: any failure only sends the body to the detailed converter.
 """
 
 from __future__ import annotations
 
+import linecache
 import re
 import types
 import typing
@@ -32,13 +41,12 @@ from .models import RESPONSE_META, OpenStrEnum
 __all__ = ["converter", "format_datetime", "parse_datetime", "structure", "unstructure"]
 
 T = TypeVar("T")
+#: A cattrs structure hook: ``hook(value, type)``.
+Hook = Callable[[Any, Any], Any]
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
-)
-_PLAIN_UTC = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}[Zz]", re.ASCII
 )
 
 
@@ -51,10 +59,21 @@ def parse_datetime(value: object) -> datetime:
     Raises:
         ValueError: the value is not a timestamp.
     """
-    if type(value) is str and len(value) == 20:
-        fast = _parse_plain_utc(value)
-        if fast is not None:
-            return fast
+    # A fast path for ``YYYY-MM-DDTHH:MM:SSZ``, the shape the API sends. With these
+    # separators in place and ASCII only, ``fromisoformat`` accepts only digits between
+    # them, as the general parser does. Hour 24 goes to the general parser, which refuses
+    # it; newer Pythons' ``fromisoformat`` reads ``24:00:00`` as the next midnight.
+    if (
+        type(value) is str
+        and len(value) == 20
+        and value[4::3] == "--T::Z"
+        and value[11:13] < "24"
+        and value.isascii()
+    ):
+        try:
+            return datetime.fromisoformat(value[:19] + "+00:00")
+        except ValueError:
+            pass  # e.g. February 30th: the general parser words the error
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -74,21 +93,6 @@ def parse_datetime(value: object) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def _parse_plain_utc(text: str) -> datetime | None:
-    """``YYYY-MM-DDTHH:MM:SSZ`` (what the API sends), or ``None`` for any other shape.
-
-    The general parser gives the same result for this shape, only slower. The hour is
-    limited to 00-23 because ``fromisoformat`` reads ``24:00:00`` as midnight on 3.12+.
-    """
-    if _PLAIN_UTC.fullmatch(text) is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text[:10] + "T" + text[11:19])
-    except ValueError:
-        return None  # e.g. February 30th: the general parser words the error
-    return moment.replace(tzinfo=timezone.utc)
 
 
 def _structure_datetime(value: object, _: type) -> datetime:
@@ -140,19 +144,23 @@ def _structure_str(value: object, _: type) -> str:
 def _structure_open_enum(value: object, cls: type[OpenStrEnum]) -> OpenStrEnum:
     # Only strings are enum values; an unknown one becomes a pseudo-member (kept verbatim).
     if type(value) is str:
-        members = _ENUM_MEMBERS.get(cls)
-        if members is None:
-            members = _ENUM_MEMBERS[cls] = {member.value: member for member in cls}
-        member = members.get(value)
+        member = _enum_members(cls).get(value)
         if member is not None:
-            # What ``cls(value)`` returns, without the trip through ``Enum.__call__``.
             return member
     if not isinstance(value, str):
         raise ValueError(f"not a {cls.__name__} value: {value!r}")
     return cls(value)
 
 
-#: Declared members of each ``OpenStrEnum`` by value, filled as they are decoded.
+def _enum_members(cls: type[OpenStrEnum]) -> dict[str, OpenStrEnum]:
+    """The declared members of ``cls`` by value: what ``cls(value)`` returns for them,
+    without the trip through ``Enum.__call__``."""
+    members = _ENUM_MEMBERS.get(cls)
+    if members is None:
+        members = _ENUM_MEMBERS[cls] = {member.value: member for member in cls}
+    return members
+
+
 _ENUM_MEMBERS: dict[type[OpenStrEnum], dict[str, OpenStrEnum]] = {}
 
 
@@ -166,9 +174,19 @@ def _optional_of(tp: Any) -> Any:
     return args[0] if args[1] is type(None) else args[1]
 
 
-def _null_hook(
-    inner: Callable[[Any, Any], Any], inner_type: Any, field: Any
-) -> Callable[[Any, Any], Any]:
+def _value_hook(conv: cattrs.Converter, field: Any) -> tuple[Hook, Any, bool]:
+    """How ``field`` decodes a value: the hook, the type to pass it, and whether ``null``
+    means the field's default (as if the key were absent)."""
+    if field.type == bool | None:
+        return _structure_optional_bool, field.type, True
+    optional = _optional_of(field.type)
+    if optional is not None:
+        # Resolved once here, not dispatched per value as cattrs' union hook does.
+        return conv.get_structure_hook(optional), optional, True
+    return conv.get_structure_hook(field.type), field.type, field.default is not attrs.NOTHING
+
+
+def _null_hook(inner: Hook, inner_type: Any, field: Any) -> Hook:
     """``inner`` for a value; for ``null`` the field's default (as if the key were absent),
     or ``None`` when it has none."""
     default = field.default
@@ -182,8 +200,6 @@ def _null_hook(
 
         return made
     null = None if default is attrs.NOTHING else default
-    if null is None and inner_type in _SCALARS and inner is _SCALAR_HOOKS[inner_type]:
-        return _SCALARS[inner_type]
 
     def defaulted(value: Any, _: Any) -> Any:
         return null if value is None else inner(value, inner_type)
@@ -191,55 +207,25 @@ def _null_hook(
     return defaulted
 
 
-# Fused ``X | None`` hooks for the common scalars: one call per field instead of two.
-def _optional_str(value: Any, _: Any) -> str | None:
-    return value if value is None or type(value) is str else _structure_str(value, str)
-
-
-def _optional_int(value: Any, _: Any) -> int | None:
-    return value if value is None or type(value) is int else int(value)
-
-
-def _optional_float(value: Any, _: Any) -> float | None:
-    return value if value is None or type(value) is float else float(value)
-
-
-_SCALARS: dict[type, Callable[[Any, Any], Any]] = {
-    str: _optional_str,
-    int: _optional_int,
-    float: _optional_float,
-}
-#: The hooks the fused ones stand for (cattrs' own for ``int`` and ``float``: ``cls(value)``).
-_SCALAR_HOOKS: dict[type, object] = {
-    str: _structure_str,
-    int: cattrs.BaseConverter._structure_call,
-    float: cattrs.BaseConverter._structure_call,
-}
-
-
 def _response_meta(cls: Any) -> list[str]:
     return [f.name for f in attrs.fields(cls) if f.metadata.get(RESPONSE_META)]
 
 
-def _structure_attrs(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], Any]]:
-    def factory(cls: Any) -> Callable[[Any, Any], Any]:
-        meta = _response_meta(cls)
-        overrides: dict[str, Any] = {name: override(omit=True) for name in meta}
-        for field in attrs.fields(attrs.resolve_types(cls)):
-            if field.name in meta:
-                continue
-            optional = _optional_of(field.type)
-            inner: Callable[[Any, Any], Any]
-            if field.type == bool | None:
-                inner, inner_type = _structure_optional_bool, field.type
-            elif optional is not None:
-                # Resolved once here, not dispatched per value as cattrs' union hook does.
-                inner, inner_type = conv.get_structure_hook(optional), optional
-            elif field.default is not attrs.NOTHING:
-                inner, inner_type = conv.get_structure_hook(field.type), field.type
-            else:
-                continue
-            overrides[field.name] = override(struct_hook=_null_hook(inner, inner_type, field))
+def _body_fields(cls: Any) -> list[attrs.Attribute[Any]]:
+    """The fields of ``cls`` read from the body, types resolved."""
+    meta = _response_meta(cls)
+    return [f for f in attrs.fields(attrs.resolve_types(cls)) if f.name not in meta]
+
+
+def _structure_attrs(conv: cattrs.Converter) -> Callable[[Any], Hook]:
+    """Model hooks made by cattrs, with this module's rules as field overrides."""
+
+    def factory(cls: Any) -> Hook:
+        overrides: dict[str, Any] = {name: override(omit=True) for name in _response_meta(cls)}
+        for field in _body_fields(cls):
+            inner, inner_type, nullable = _value_hook(conv, field)
+            if nullable:
+                overrides[field.name] = override(struct_hook=_null_hook(inner, inner_type, field))
         base = make_dict_structure_fn(cls, conv, **overrides)
 
         def hook(value: Any, target: Any) -> Any:
@@ -252,12 +238,175 @@ def _structure_attrs(conv: cattrs.Converter) -> Callable[[Any], Callable[[Any, A
     return factory
 
 
+# --- generated decoders (the fast converter's model hooks) ------------------------------
+
+
+def _generated_decoders(conv: cattrs.Converter) -> Callable[[Any], Hook]:
+    """Model hooks that are generated functions (``_structure_attrs`` for a class with a
+    field they do not handle)."""
+    general = _structure_attrs(conv)
+
+    def factory(cls: Any) -> Hook:
+        fields = _body_fields(cls)
+        if not all(_is_generated_field(field) for field in fields):
+            return general(cls)
+        return _generate_decoder(conv, cls, fields)
+
+    return factory
+
+
+def _is_generated_field(field: attrs.Attribute[Any]) -> bool:
+    """Whether a generated decoder handles ``field``: a typed ``__init__`` argument with no
+    attrs converter and no default made from the instance."""
+    default: Any = field.default
+    takes_self = isinstance(default, attrs.Factory) and default.takes_self  # type: ignore[arg-type]
+    return field.init and field.type is not None and field.converter is None and not takes_self
+
+
+def _mapping_get(body: Mapping[str, Any]) -> Callable[[str], Any]:
+    """``dict.get`` for another mapping, read as cattrs reads one (``in``, then ``[]``)."""
+    return lambda key: body[key] if key in body else None  # noqa: SIM401
+
+
+#: The globals every generated decoder may use.
+_DECODER_GLOBALS: dict[str, object] = {
+    "Mapping": Mapping,
+    "boolean": _boolean,
+    "mapping_get": _mapping_get,
+    "open_enum": _structure_open_enum,
+    "parse_datetime": parse_datetime,
+    "structure_bool": _structure_bool,
+    "structure_str": _structure_str,
+}
+
+
+def _generate_decoder(conv: cattrs.Converter, cls: Any, fields: list[attrs.Attribute[Any]]) -> Hook:
+    """A function decoding a JSON object into ``cls``, with the rules of ``_structure_attrs``.
+
+    Its source reads each field into a local ``f_<name>`` and ends in one call of ``cls``.
+    """
+    names: dict[str, object] = {**_DECODER_GLOBALS, "model": cls}
+    function = f"decode_{cls.__name__}"
+    lines = [
+        f"def {function}(o, _=None):",
+        "    if type(o) is dict:",
+        "        get = o.get",
+        "    elif isinstance(o, Mapping):",
+        "        get = mapping_get(o)",
+        "    else:",
+        f"        raise ValueError('not a JSON object for {cls.__name__}')",
+    ]
+    # Fields with a default first, as cattrs reads them: a body is read in the same order.
+    for field in sorted(fields, key=lambda field: field.default is attrs.NOTHING):
+        lines += ["    " + line for line in _read_field(conv, field, names)]
+    lines.append(f"    return model({_init_arguments(cls, fields)})")
+    source = "\n".join(lines) + "\n"
+    filename = f"<aurous_async._wire decoder for {cls.__module__}.{cls.__qualname__}>"
+    exec(compile(source, filename, "exec"), names)
+    # Tracebacks and debuggers show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    decoder: Hook = names[function]  # type: ignore[assignment]
+    return decoder
+
+
+def _read_field(
+    conv: cattrs.Converter, field: attrs.Attribute[Any], names: dict[str, object]
+) -> list[str]:
+    """Source lines setting ``f_<name>`` from the body ``o``."""
+    hook, tp, nullable = _value_hook(conv, field)
+    key, local = repr(field.name), f"f_{field.name}"
+    decode = f"{local} = {_decode_expression(conv, 'v', hook, tp, field.name, names)}"
+    # With a default, an absent field reads as null: both mean the default.
+    read = f"v = o[{key}]" if field.default is attrs.NOTHING else f"v = get({key})"
+    if not nullable:
+        return [read, decode]
+    null = _default_expression(field, names)
+    return [read, "if v is None:", f"    {local} = {null}", "else:", f"    {decode}"]
+
+
+def _decode_expression(
+    conv: cattrs.Converter, var: str, hook: Hook, tp: Any, name: str, names: dict[str, object]
+) -> str:
+    """An expression with the value of ``hook(var, tp)``, its common cases as type checks."""
+    if hook is _structure_str:
+        return f"{var} if type({var}) is str else structure_str({var}, str)"
+    if hook is cattrs.BaseConverter._structure_call and tp in (int, float):
+        return f"{var} if type({var}) is {tp.__name__} else {tp.__name__}({var})"
+    if hook is _structure_bool:
+        return f"{var} if type({var}) is bool else structure_bool({var}, bool)"
+    if hook is _structure_optional_bool:
+        return f"{var} if type({var}) is bool else boolean({var})"
+    if hook is _structure_datetime:
+        return f"parse_datetime({var})"
+    if hook is _structure_open_enum:
+        members = _bind(names, f"_{name}_members", _enum_members(tp))
+        enum = _bind(names, f"_{name}_type", tp)
+        return (
+            f"{members}[{var}] if type({var}) is str and {var} in {members}"
+            f" else open_enum({var}, {enum})"
+        )
+    item = _tuple_item(tp)
+    if (
+        item is not None
+        and getattr(hook, "__func__", None) is cattrs.BaseConverter._structure_tuple
+    ):
+        # Any iterable, as cattrs' hook takes: a string gives its characters.
+        each = _decode_expression(
+            conv, "item", conv.get_structure_hook(item), item, f"{name}_item", names
+        )
+        return f"tuple([{each} for item in {var}])"
+    return f"{_bind(names, f'_{name}_hook', hook)}({var}, {_bind(names, f'_{name}_type', tp)})"
+
+
+def _tuple_item(tp: Any) -> Any:
+    """``X`` for ``tuple[X, ...]`` (``X`` not ``Any`` or ``object``), else ``None``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is not tuple or len(args) != 2 or args[1] is not Ellipsis:
+        return None
+    return None if args[0] in (Any, object) else args[0]
+
+
+def _default_expression(field: attrs.Attribute[Any], names: dict[str, object]) -> str:
+    """An expression for the value ``null`` stands for in ``field``."""
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return _bind(names, f"_{field.name}_factory", default.factory) + "()"
+    if default is attrs.NOTHING or default is None:
+        return "None"
+    return _bind(names, f"_{field.name}_default", default)
+
+
+def _init_arguments(cls: Any, fields: list[attrs.Attribute[Any]]) -> str:
+    """The arguments of the ``cls`` call: positional up to the first field that is keyword
+    only or left out (response metadata), then by keyword (positional ones are cheaper)."""
+    passed = {field.name for field in fields}
+    arguments: list[str] = []
+    in_order = True
+    for field in attrs.fields(cls):
+        in_order = in_order and field.name in passed and not field.kw_only
+        if field.name in passed:
+            arguments.append(f"f_{field.name}" if in_order else f"{field.alias}=f_{field.name}")
+    return ", ".join(arguments)
+
+
+def _bind(names: dict[str, object], name: str, value: object) -> str:
+    """Make ``value`` a global of generated source, as ``name`` or (if taken) a variant."""
+    unique, count = name, 1
+    while unique in names:
+        count += 1
+        unique = f"{name}_{count}"
+    names[unique] = value
+    return unique
+
+
 def _unstructure_attrs(cls: Any) -> Callable[[Any], Any]:
     omitted: dict[str, Any] = {name: override(omit=True) for name in _response_meta(cls)}
     return make_dict_unstructure_fn(cls, converter, **omitted)
 
 
-def _configure(conv: cattrs.Converter) -> cattrs.Converter:
+def _configure(
+    conv: cattrs.Converter, model_hooks: Callable[[cattrs.Converter], Callable[[Any], Hook]]
+) -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(str, _structure_str)
@@ -268,15 +417,15 @@ def _configure(conv: cattrs.Converter) -> cattrs.Converter:
     # ``str`` class hook takes precedence over predicates.)
     conv.register_structure_hook(OpenStrEnum, _structure_open_enum)
     conv.register_structure_hook_func(lambda t: t is object, lambda value, _: value)
-    conv.register_structure_hook_factory(attrs.has, _structure_attrs(conv))
+    conv.register_structure_hook_factory(attrs.has, model_hooks(conv))
     return conv
 
 
-converter = _configure(cattrs.Converter())
+converter = _configure(cattrs.Converter(), _structure_attrs)
 converter.register_unstructure_hook(datetime, format_datetime)
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)
 #: Decodes; ``converter`` (detailed validation) runs only to explain a failure.
-_fast = _configure(cattrs.Converter(detailed_validation=False))
+_fast = _configure(cattrs.Converter(detailed_validation=False), _generated_decoders)
 
 
 def structure(obj: object, cls: type[T]) -> T:

@@ -3,14 +3,23 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
+import cattrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from aurous_async._wire import format_datetime, parse_datetime, structure, unstructure
+from aurous_async._wire import (
+    _fast,
+    converter,
+    format_datetime,
+    parse_datetime,
+    structure,
+    unstructure,
+)
 from aurous_async.models import (
     TERMINAL_STATUSES,
     Balance,
@@ -408,3 +417,110 @@ def test_strings_accept_scalars_but_not_structures() -> None:
     assert structure({"id": 42, "deleted": True}, DeletedFile).id == "42"
     with pytest.raises(ValueError, match="id"):
         structure({"id": {"a": 1}, "deleted": True}, DeletedFile)
+
+
+#: Values a body might hold where it should not: text for numbers, numbers for text, odd
+#: flags, timestamps in other spellings or out of range, unknown enum values.
+_odd_scalar = st.sampled_from(
+    [
+        "",
+        "1",
+        " 2 ",
+        "1.5",
+        "١٢",
+        "inf",
+        "true",
+        " False ",
+        "yes",
+        "rendering",
+        "video",
+        "2026-05-04t10:00:00z",
+        "2026-05-04T12:00:00+02:00",
+        "2026-05-04T24:00:00Z",
+        "2026-02-30T10:00:00Z",
+        True,
+        False,
+        0,
+        2,
+        1.0,
+        0.5,
+        None,
+    ]
+)
+_odd_structure = st.one_of(
+    st.lists(_odd_scalar, max_size=2),
+    st.dictionaries(st.sampled_from(["amount", "currency", "breakdown"]), _odd_scalar),
+    st.lists(st.dictionaries(st.sampled_from(["id", "name", "weight"]), _odd_scalar)),
+    _json,
+)
+_LEFT_OUT = object()
+
+
+def _edited(payload: dict[str, Any], edits: list[tuple[str, object]], frozen: bool) -> Any:
+    """``payload`` with some fields set to other values or left out, as a dict or a
+    read-only mapping."""
+    edited = dict(payload)
+    for name, value in edits:
+        if value is _LEFT_OUT:
+            edited.pop(name, None)
+        else:
+            edited[name] = value
+    return MappingProxyType(edited) if frozen else edited
+
+
+_generation_field = st.sampled_from(sorted(attrs.fields_dict(Generation)))
+_any_generation = st.builds(
+    _edited,
+    st.sampled_from(payloads("generation.json") + payloads("list_generations.json")),
+    st.builds(
+        list.__add__,
+        st.lists(st.tuples(_generation_field, _odd_scalar), min_size=1, max_size=3),
+        st.lists(st.tuples(_generation_field, _odd_structure | st.just(_LEFT_OUT)), max_size=2),
+    ),
+    st.booleans(),
+)
+
+
+def _decoded(conv: cattrs.Converter, payload: object) -> str:
+    """The ``repr`` of what ``conv`` decodes (it tells ``1`` from ``1.0``), or ``"fails"``."""
+    try:
+        return repr(conv.structure(payload, Generation))
+    except Exception:
+        return "fails"
+
+
+@settings(max_examples=500)
+@given(_any_generation)
+def test_the_generated_decoder_agrees_with_the_detailed_converter(payload: Any) -> None:
+    """The fast converter's decoder gives what the detailed one gives, and fails where it does."""
+    assert _decoded(_fast, payload) == _decoded(converter, payload)
+
+
+def _replace_char(text: str, index: int, char: str) -> str:
+    return text[:index] + char + text[index + 1 :]
+
+
+_plain_utc = st.datetimes().map(
+    lambda moment: f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%SZ")
+)
+_near_plain_utc = st.builds(
+    _replace_char, _plain_utc, st.integers(0, 19), st.sampled_from("0123456789-:TZ +٢")
+)
+
+
+def _parsed(text: str) -> str:
+    """The ``repr`` of the parsed ``text``, or its error (in lower case)."""
+    try:
+        return repr(parse_datetime(text))
+    except ValueError as exc:
+        return f"ValueError: {exc}".lower()
+
+
+@example("2026-05-04T24:00:00Z")
+@example("2026-02-30T10:00:00Z")
+@example("2026-05-04T10:00:0٢Z")
+@given(_plain_utc | _near_plain_utc)
+def test_the_timestamp_fast_path_agrees_with_the_general_parser(text: str) -> None:
+    """``YYYY-MM-DDTHH:MM:SSZ`` parses (or fails) as the general parser reads it spelt with
+    ``t`` and ``z``, which the fast path leaves to it."""
+    assert _parsed(text) == _parsed(text.lower())
