@@ -12,9 +12,9 @@ import json
 import logging
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 from multidict import istr
@@ -30,13 +30,15 @@ from ._errors import (
     OutcomeUnknownError,
     error_from_response,
 )
-from ._ratelimit import UNMETERED, Governor, RateLimit, bucket_for, parse_retry_after
+from ._ratelimit import UNMETERED, Governor, Permit, RateLimit, bucket_for, parse_retry_after
 from ._retry import RetryPlan
 from ._transport import Multipart, Response, Transport
 
 __all__ = ["Call", "Reply", "Requester", "new_idempotency_key"]
 
 logger = logging.getLogger("aurous_async")
+
+T = TypeVar("T")
 
 _IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Response headers read on every call (``istr``: looked up without case folding).
@@ -153,7 +155,7 @@ class Requester:
         return f"<Requester base_url={self.base_url!r} api_version={self.api_version!r}>"
 
     # -- the pipeline ------------------------------------------------------------------
-    async def send(self, call: Call) -> Reply:
+    def send(self, call: Call) -> Coroutine[Any, Any, Reply]:
         """Run ``call`` to a 2xx response.
 
         Raises:
@@ -164,13 +166,67 @@ class Requester:
             OutcomeUnknownError: a create whose last attempt may or may not have been
                 processed; retry with the same ``idempotency_key`` to find out safely.
         """
+        return self._run(call, _reply_itself)
+
+    def send_and_decode(self, call: Call, decode: Callable[[Reply], T]) -> Coroutine[Any, Any, T]:
+        """``send``, then ``decode`` the reply, in the same coroutine (the usual call)."""
+        return self._run(call, decode)
+
+    # One coroutine from the deadline to the transport: every await level between the
+    # caller and the socket costs CPU on each suspension of every request.
+    async def _run(self, call: Call, decode: Callable[[Reply], T]) -> T:
         timeout = self.timeout if call.timeout is None else call.timeout
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         progress = _Progress()
         try:
             with self._deadlines.limit(timeout):
-                return await self._attempts(call, progress, budget=timeout)
+                # The retry plan is made on the first failure; its deadline counts from here.
+                started_at = self.clock.time()
+                plan: RetryPlan | None = None
+                url = call.path if "://" in call.path else self.base_url + call.path
+                headers = self._headers(call)
+                bucket = (
+                    _bucket_of(call.method, call.route, call.synthesize)
+                    if call.metered
+                    else UNMETERED
+                )
+                governor = self.governor
+                while True:
+                    progress.attempts += 1
+                    permit = governor.try_acquire(bucket) or await governor.acquire(bucket)
+                    response: Response | None = None
+                    failure: APIConnectionError | None = None
+                    try:
+                        response = await self.transport.send(
+                            call.method,
+                            url,
+                            headers=headers,
+                            params=call.params,
+                            json_body=call.json,
+                            content=call.content,
+                            download=not call.expect_json,
+                        )
+                    except APIConnectionError as exc:
+                        failure = exc
+                    finally:
+                        # Every permit goes back exactly once, also when the deadline or
+                        # the caller cancels us.
+                        self._hand_back(bucket, permit, response, failure, progress)
+                    if response is not None:
+                        received = self._received(call, response, progress)
+                        if isinstance(received, Reply):
+                            return decode(received)
+                        failure = received
+                    if plan is None:
+                        plan = RetryPlan(
+                            self._policy_with(timeout),
+                            self.clock,
+                            idempotent=call.idempotent or call.idempotency_key is not None,
+                            started_at=started_at,
+                        )
+                    wait = self._retry_wait(call, plan, response, failure, progress)
+                    await self.clock.sleep(wait)
         except TimeoutError as exc:
             if isinstance(exc, AurousError):
                 raise
@@ -182,109 +238,98 @@ class Requester:
             final = self._final(call, progress, error)
             raise final from final.__cause__
 
-    async def _attempts(self, call: Call, progress: _Progress, *, budget: float) -> Reply:
-        # The retry plan is made on the first failure; its deadline counts from here.
-        started_at = self.clock.time()
-        plan: RetryPlan | None = None
-        url = call.path if "://" in call.path else self.base_url + call.path
-        headers = self._headers(call)
-        bucket = _bucket_of(call.method, call.route, call.synthesize) if call.metered else UNMETERED
-        governor = self.governor
-        while True:
-            progress.attempts += 1
-            permit = governor.try_acquire(bucket) or await governor.acquire(bucket)
-            response: Response | None = None
-            failure: APIConnectionError | None = None
-            try:
-                response = await self.transport.send(
-                    call.method,
-                    url,
-                    headers=headers,
-                    params=call.params,
-                    json_body=call.json,
-                    content=call.content,
-                    download=not call.expect_json,
-                )
-            except APIConnectionError as exc:
-                failure = exc
-            finally:
-                if response is None and failure is None:
-                    # Interrupted on the wire (the deadline, or the caller cancelled).
-                    progress.ambiguous = True
-                # Every permit goes back exactly once, also when the deadline cancels us.
-                if response is None:
-                    governor.observe(bucket, None, None, permit=permit)
-                else:
-                    now = self.clock.time()
-                    governor.observe(
-                        bucket,
-                        RateLimit.from_headers(response.headers, now=now),
-                        response.status,
-                        permit=permit,
-                        now=now,
-                    )
-            if response is not None:
-                self._inspect_headers(call, response)
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s %s -> %d (%s, attempt %d)",
-                        call.method,
-                        call.route,
-                        response.status,
-                        response.request_id,
-                        progress.attempts,
-                    )
-                if 200 <= response.status < 300:
-                    if not call.expect_json:
-                        return Reply(response, None)
-                    try:
-                        return Reply(response, json.loads(response.body))
-                    except ValueError:
-                        pass
-                    # A garbled 2xx body is a transport failure in disguise: the request
-                    # was processed and the answer lost.
-                    failure = APIConnectionError(
-                        f"{call.method} {call.route}: the {response.status} response body "
-                        f"is not valid JSON (request id {response.request_id})"
-                    )
-            progress.last_error = failure
-            if plan is None:
-                plan = RetryPlan(
-                    self._policy_with(budget),
-                    self.clock,
-                    idempotent=call.idempotent or call.idempotency_key is not None,
-                    started_at=started_at,
-                )
-            if failure is not None:
-                if failure.maybe_sent:
-                    progress.ambiguous = True
-                wait = plan.next_wait(connection_error=True, maybe_sent=failure.maybe_sent)
-            else:
-                assert response is not None
-                error = self._error(response, call.idempotency_key)
-                progress.last_error = error
-                if response.status >= 500:
-                    progress.ambiguous = True
-                wait = plan.next_wait(
-                    status=response.status,
-                    error_code=error.code,
-                    retry_after=parse_retry_after(
-                        response.headers.get("Retry-After"), now=self.clock.time()
-                    ),
-                )
-            last = progress.last_error
-            assert last is not None
-            if wait is None:
-                raise self._final(call, progress, last)
-            logger.info(
-                "%s %s: attempt %d failed (%s); retrying in %.2f s",
+    def _hand_back(
+        self,
+        bucket: str,
+        permit: Permit,
+        response: Response | None,
+        failure: APIConnectionError | None,
+        progress: _Progress,
+    ) -> None:
+        """Return an attempt's permit to the governor with what the response said."""
+        if response is None:
+            if failure is None:
+                # Interrupted on the wire (the deadline, or the caller cancelled).
+                progress.ambiguous = True
+            self.governor.observe(bucket, None, None, permit=permit)
+            return
+        now = self.clock.time()
+        self.governor.observe(
+            bucket,
+            RateLimit.from_headers(response.headers, now=now),
+            response.status,
+            permit=permit,
+            now=now,
+        )
+
+    def _received(
+        self, call: Call, response: Response, progress: _Progress
+    ) -> Reply | APIConnectionError | None:
+        """A 2xx as a ``Reply``; a garbled 2xx body as a failure; ``None`` for an error."""
+        self._inspect_headers(call, response)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d (%s, attempt %d)",
                 call.method,
                 call.route,
+                response.status,
+                response.request_id,
                 progress.attempts,
-                last,
-                wait,
             )
-            await self.clock.sleep(wait)
+        if not 200 <= response.status < 300:
+            return None
+        if not call.expect_json:
+            return Reply(response, None)
+        try:
+            return Reply(response, json.loads(response.body))
+        except ValueError:
+            pass
+        # A garbled 2xx body is a transport failure in disguise: the request was
+        # processed and the answer lost.
+        return APIConnectionError(
+            f"{call.method} {call.route}: the {response.status} response body "
+            f"is not valid JSON (request id {response.request_id})"
+        )
+
+    def _retry_wait(
+        self,
+        call: Call,
+        plan: RetryPlan,
+        response: Response | None,
+        failure: APIConnectionError | None,
+        progress: _Progress,
+    ) -> float:
+        """Seconds until the next attempt; raises the final error when there is none."""
+        if failure is not None:
+            progress.last_error = failure
+            if failure.maybe_sent:
+                progress.ambiguous = True
+            wait = plan.next_wait(connection_error=True, maybe_sent=failure.maybe_sent)
+        else:
+            assert response is not None
+            error = self._error(response, call.idempotency_key)
+            progress.last_error = error
+            if response.status >= 500:
+                progress.ambiguous = True
+            wait = plan.next_wait(
+                status=response.status,
+                error_code=error.code,
+                retry_after=parse_retry_after(
+                    response.headers.get("Retry-After"), now=self.clock.time()
+                ),
+            )
+        last = progress.last_error
+        if wait is None:
+            raise self._final(call, progress, last)
+        logger.info(
+            "%s %s: attempt %d failed (%s); retrying in %.2f s",
+            call.method,
+            call.route,
+            progress.attempts,
+            last,
+            wait,
+        )
+        return wait
 
     def _final(self, call: Call, progress: _Progress, error: AurousError) -> AurousError:
         """The error to raise when the call gives up."""
@@ -371,6 +416,10 @@ class Requester:
             logger.warning(
                 "Aurous-Version %s was requested but the server applied %s", pinned, echoed
             )
+
+
+def _reply_itself(reply: Reply) -> Reply:
+    return reply
 
 
 def _inconclusive(error: AurousError) -> bool:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import builtins
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Sequence,
+)
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -45,13 +52,29 @@ class Resource:
     def _send(self, call: Call) -> Awaitable[Reply]:
         return self._requester.send(call)
 
-    async def _get_model(self, call: Call, cls: type[T]) -> T:
-        return decode(await self._requester.send(call), cls)
+    def _get_model(self, call: Call, cls: type[T]) -> Coroutine[Any, Any, T]:
+        """Send ``call`` and decode its reply into ``cls``."""
+        return self._requester.send_and_decode(call, _decoder(cls))
 
 
 def decode(reply: Reply, cls: type[T]) -> T:
     """Structure a reply's JSON into ``cls`` and attach the request id."""
     return _attach_request_id(structure(reply.data, cls), reply.request_id)
+
+
+def _decoder(cls: type[T]) -> Callable[[Reply], T]:
+    """``decode`` into ``cls`` as a one-argument function, made once per class."""
+    known = _DECODERS.get(cls)
+    if known is None:
+
+        def decode_reply(reply: Reply) -> T:
+            return decode(reply, cls)
+
+        known = _DECODERS[cls] = decode_reply
+    return known
+
+
+_DECODERS: dict[type, Callable[[Reply], Any]] = {}
 
 
 def with_request_id(value: T, request_id: str | None) -> T:
