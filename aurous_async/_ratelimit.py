@@ -54,12 +54,6 @@ _RESET = (istr("X-RateLimit-Reset"), istr("RateLimit-Reset"))
 _RETRY_AFTER = istr("Retry-After")
 
 
-def _first(get: Callable[[str], str | None], names: tuple[str, str]) -> str | None:
-    """The ``X-``-prefixed header's value, else the unprefixed one's."""
-    value = get(names[0])
-    return value if value is not None else get(names[1])
-
-
 def get_header(headers: Mapping[str, str], name: str) -> str | None:
     """Return one header value, matching the name case-insensitively, or ``None``."""
     value = headers.get(name)
@@ -167,10 +161,15 @@ class RateLimit(NamedTuple):
             get = headers.get
         else:
             get = functools.partial(get_header, headers)
-        limit = _parse_count(_first(get, _LIMIT))
-        remaining = _parse_count(_first(get, _REMAINING))
-        reset = _parse_number(_first(get, _RESET))
-        retry_after = parse_retry_after(get(_RETRY_AFTER), now=now)
+        limit_text = get(_LIMIT[0])
+        remaining_text = get(_REMAINING[0])
+        reset_text = get(_RESET[0])
+        # The unprefixed names are looked up only when the X- ones are missing.
+        limit = _parse_count(get(_LIMIT[1]) if limit_text is None else limit_text)
+        remaining = _parse_count(get(_REMAINING[1]) if remaining_text is None else remaining_text)
+        reset = _parse_number(get(_RESET[1]) if reset_text is None else reset_text)
+        retry_text = get(_RETRY_AFTER)
+        retry_after = None if retry_text is None else parse_retry_after(retry_text, now=now)
         if reset is not None and reset < _EPOCH_THRESHOLD:
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:

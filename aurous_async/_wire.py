@@ -38,7 +38,14 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .models import RESPONSE_META, OpenStrEnum
 
-__all__ = ["converter", "format_datetime", "parse_datetime", "structure", "unstructure"]
+__all__ = [
+    "converter",
+    "decoder",
+    "format_datetime",
+    "parse_datetime",
+    "structure",
+    "unstructure",
+]
 
 T = TypeVar("T")
 #: A cattrs structure hook: ``hook(value, type)``.
@@ -437,7 +444,28 @@ def structure(obj: object, cls: type[T]) -> T:
     try:
         return _fast.structure(obj, cls)
     except Exception:
-        pass  # decode again with detailed validation, to name every bad field
+        return _explain(obj, cls)
+
+
+def decoder(cls: type[T]) -> Callable[[object], T]:
+    """``structure`` into ``cls`` as a one-argument function, its fast hook resolved now.
+
+    Raises (when called):
+        ValueError: the data does not fit ``cls``.
+    """
+    fast = _fast.get_structure_hook(cls)
+
+    def decode(obj: object) -> T:
+        try:
+            return fast(obj, cls)  # type: ignore[no-any-return]
+        except Exception:
+            return _explain(obj, cls)
+
+    return decode
+
+
+def _explain(obj: object, cls: type[T]) -> T:
+    """Decode again with detailed validation, to name every bad field in the error."""
     try:
         return converter.structure(obj, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:

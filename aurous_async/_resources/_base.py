@@ -20,7 +20,7 @@ import attrs
 
 from .._errors import InvalidParameterError
 from .._requester import Call, Reply, Requester
-from .._wire import structure
+from .._wire import decoder, structure
 
 __all__ = ["AsyncPager", "Page", "Resource", "path_id"]
 
@@ -66,9 +66,19 @@ def _decoder(cls: type[T]) -> Callable[[Reply], T]:
     """``decode`` into ``cls`` as a one-argument function, made once per class."""
     known = _DECODERS.get(cls)
     if known is None:
+        structure_data = decoder(cls)
+        if _has_request_id(cls):
 
-        def decode_reply(reply: Reply) -> T:
-            return decode(reply, cls)
+            def decode_reply(reply: Reply) -> T:
+                fresh = structure_data(reply.data)
+                # Set in place: nothing else references the new instance yet.
+                object.__setattr__(fresh, "request_id", reply.response.request_id)
+                return fresh
+
+        else:
+
+            def decode_reply(reply: Reply) -> T:
+                return structure_data(reply.data)
 
         known = _DECODERS[cls] = decode_reply
     return known
