@@ -147,6 +147,9 @@ class Transport:
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=True,
                 raise_for_status=False,
+                # The API authenticates by key: a cookie set by any response (or by a
+                # storage host after a redirect) is never stored or sent back.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

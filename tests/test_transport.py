@@ -237,6 +237,22 @@ async def test_read_timeout_of_a_download_is_per_chunk() -> None:
     assert response.body == b"xxxxxx"
 
 
+async def test_cookies_set_by_a_response_are_not_sent_back() -> None:
+    """A Set-Cookie from one response never reaches the next request."""
+
+    async def set_cookie(request: web.Request) -> web.StreamResponse:
+        response = web.json_response({"cookie": request.headers.get("Cookie")})
+        response.set_cookie("session", "abc")
+        return response
+
+    async with serve([("GET", "/v1/x", set_cookie)]) as base, transport() as t:
+        # By name: aiohttp's default jar already ignores cookies of IP-address hosts.
+        url = base.replace("127.0.0.1", "localhost") + "/v1/x"
+        await t.send("GET", url, headers={})
+        second = await t.send("GET", url, headers={})
+    assert json.loads(second.body) == {"cookie": None}
+
+
 async def test_closed_transport_refuses_use_and_close_is_idempotent() -> None:
     """After ``aclose`` a transport raises instead of opening a new session."""
     t = Transport(user_agent="x")
