@@ -25,6 +25,8 @@ import anyio
 __all__ = ["Deadlines"]
 
 _NATIVE = sys.version_info >= (3, 11)
+#: Groups kept while idle; beyond this many, idle ones are dropped when a new one is made.
+_IDLE_GROUPS_KEPT = 32
 
 
 class Deadlines:
@@ -40,8 +42,19 @@ class Deadlines:
         loop = asyncio.get_running_loop()
         group = self._groups.get(timeout)
         if group is None or group.loop is not loop:
+            if len(self._groups) >= _IDLE_GROUPS_KEPT:
+                self._drop_idle_groups()
             group = self._groups[timeout] = _Group(loop)
         return _Limit(group, loop.time() + timeout)
+
+    def _drop_idle_groups(self) -> None:
+        """Forget groups with no call in flight (callers computing a fresh timeout for
+        every call would otherwise make a group each)."""
+        for timeout, group in list(self._groups.items()):
+            if not group.calls:
+                if group.timer is not None:
+                    group.timer.cancel()
+                del self._groups[timeout]
 
 
 class _Task(Protocol):

@@ -106,3 +106,18 @@ async def test_a_timeout_inside_anothers_limit_stays_local() -> None:
             await _hang()
         await asyncio.sleep(0)  # the outer block goes on
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
+    """Idle groups are dropped once many distinct timeouts have been used."""
+    deadlines = Deadlines()
+    for i in range(500):
+        with deadlines.limit(10.0 + i / 1000):
+            await asyncio.sleep(0)
+    assert len(deadlines._groups) <= 33
+    # A call still in flight keeps its group.
+    with deadlines.limit(99.0):
+        for i in range(100):
+            with deadlines.limit(20.0 + i / 1000):
+                pass
+        assert 99.0 in deadlines._groups
