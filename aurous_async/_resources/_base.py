@@ -63,22 +63,13 @@ def decode(reply: Reply, cls: type[T]) -> T:
 
 
 def _decoder(cls: type[T]) -> Callable[[Reply], T]:
-    """``decode`` into ``cls`` as a one-argument function, made once per class."""
+    """``decode`` into ``cls`` as a one-argument function, its hook resolved once."""
     known = _DECODERS.get(cls)
     if known is None:
         structure_data = decoder(cls)
-        if _has_request_id(cls):
 
-            def decode_reply(reply: Reply) -> T:
-                fresh = structure_data(reply.data)
-                # Set in place: nothing else references the new instance yet.
-                object.__setattr__(fresh, "request_id", reply.response.request_id)
-                return fresh
-
-        else:
-
-            def decode_reply(reply: Reply) -> T:
-                return structure_data(reply.data)
+        def decode_reply(reply: Reply) -> T:
+            return _attach_request_id(structure_data(reply.data), reply.request_id)
 
         known = _DECODERS[cls] = decode_reply
     return known
