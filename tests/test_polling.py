@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import anyio
 import pytest
@@ -287,10 +288,11 @@ async def test_a_job_unwatched_during_its_poll_is_not_polled_again() -> None:
     assert source.gets.count("img_1") <= 1
 
 
-async def test_sweeps_slow_down_instead_of_stopping_as_a_batch_thins() -> None:
-    """Three old jobs are swept every 8/3 s, never costing more GETs than polling each alone."""
-    clock, source, scheduler, waits = make()
-    jobs = [gen(f"img_{i}", created=NOW - 120 - i) for i in range(3)]
+def watch_all(
+    clock: ManualClock, source: FakeSource, waits: Waits, jobs: list[Generation]
+) -> tuple[dict[str, float], Callable[[], Coroutine[Any, Any, None]]]:
+    """Put ``jobs`` on the source (oldest first); a task body recording when each one
+    comes out of ``as_completed``, and the record."""
     for job in reversed(jobs):
         source.add(job)
     seen: dict[str, float] = {}
@@ -298,6 +300,15 @@ async def test_sweeps_slow_down_instead_of_stopping_as_a_batch_thins() -> None:
     async def consume() -> None:
         async for done in waits.as_completed(jobs):
             seen[done.id] = clock.now
+
+    return seen, consume
+
+
+async def test_sweeps_slow_down_instead_of_stopping_as_a_batch_thins() -> None:
+    """Three old jobs are swept every 8/3 s, never costing more GETs than polling each alone."""
+    clock, source, scheduler, waits = make()
+    jobs = [gen(f"img_{i}", created=NOW - 120 - i) for i in range(3)]
+    seen, consume = watch_all(clock, source, waits, jobs)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)
@@ -320,13 +331,7 @@ async def test_a_job_left_alone_after_sweeps_is_polled_within_its_interval() -> 
     """When sweeps stop, the last job's own poll comes within its interval of its last refresh."""
     clock, source, scheduler, waits = make()
     jobs = [gen(f"img_{i}", created=NOW - 120 - i) for i in range(2)]
-    for job in reversed(jobs):
-        source.add(job)
-    seen: dict[str, float] = {}
-
-    async def consume() -> None:
-        async for done in waits.as_completed(jobs):
-            seen[done.id] = clock.now
+    seen, consume = watch_all(clock, source, waits, jobs)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(consume)
