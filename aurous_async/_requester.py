@@ -149,7 +149,7 @@ class Requester:
         # Per-call work done once: the retry policy with a call's deadline, and the
         # request headers of calls that add none of their own.
         self._timed_policy: tuple[RetryPolicy, float, RetryPolicy] | None = None
-        self._plain_headers: dict[tuple[bool, bool, str, str], dict[str, str]] = {}
+        self._plain_headers: dict[tuple[bool, bool, str], dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<Requester base_url={self.base_url!r} api_version={self.api_version!r}>"
@@ -359,12 +359,7 @@ class Requester:
     def _headers(self, call: Call) -> Mapping[str, str]:
         if call.idempotency_key is None and not call.headers:
             # Shared by every call with the same settings: the transport only reads it.
-            key = (
-                call.expect_json,
-                call.authenticated,
-                call.api_version or self.api_version,
-                self._api_key,
-            )
+            key = (call.expect_json, call.authenticated, call.api_version or self.api_version)
             headers = self._plain_headers.get(key)
             if headers is None:
                 if len(self._plain_headers) >= 64:  # many per-call api_versions: start over
