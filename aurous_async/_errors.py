@@ -31,11 +31,11 @@ Errors never hold request headers, so the API key cannot leak through them.
 from __future__ import annotations
 
 import http
-import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from . import _json
 from ._ratelimit import get_header, parse_retry_after
 
 if TYPE_CHECKING:
@@ -382,7 +382,7 @@ def error_from_response(
     envelope: Mapping[str, object] = {}
     bare: str | None = None
     try:
-        parsed = json.loads(body) if body else None
+        parsed = _json.loads(body) if body else None
     except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict):

@@ -8,7 +8,6 @@ every wait included, runs under one deadline (``_deadline``).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import uuid
 import warnings
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 import attrs
 from multidict import istr
 
+from . import _json
 from ._clock import Clock
 from ._config import RetryPolicy
 from ._deadline import Deadlines
@@ -281,7 +281,7 @@ class Requester:
         if not call.expect_json:
             return Reply(response, None)
         try:
-            return Reply(response, json.loads(response.body))
+            return Reply(response, _json.loads(response.body))
         except ValueError:
             pass
         # A garbled 2xx body is a transport failure in disguise: the request was

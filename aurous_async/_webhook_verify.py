@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import re
 import time
@@ -22,7 +21,7 @@ from typing import TypeVar
 
 import attrs
 
-from . import _wire
+from . import _json, _wire
 from ._errors import AurousError
 from ._ratelimit import get_header
 from .models import Balance, Character, EventType, Generation, WebhookEndpoint
@@ -202,7 +201,7 @@ def _check_signature(
 
 def _load_object(body: bytes) -> dict[str, object]:
     try:
-        payload = json.loads(bytes(body))
+        payload = _json.loads(bytes(body))
     except (ValueError, RecursionError):
         raise _fail(VerificationFailure.INVALID_PAYLOAD, "body is not JSON") from None
     if not isinstance(payload, dict):
