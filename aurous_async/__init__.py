@@ -46,6 +46,7 @@ from ._errors import (
     UnprocessableEntityError,
     WaitTimeoutError,
 )
+from ._fanout import CreateMany, UnreportedCreate
 from ._polling import DEFAULT_POLLING, PollPolicy
 from ._ratelimit import BucketState
 from ._resources._base import (
@@ -124,6 +125,7 @@ __all__ = [
     "Cost",
     "CostBreakdown",
     "CostLimitExceededError",
+    "CreateMany",
     "DeletedCharacter",
     "DeletedFile",
     "DeletedWebhookEndpoint",
@@ -159,6 +161,7 @@ __all__ = [
     "Team",
     "Timeouts",
     "UnprocessableEntityError",
+    "UnreportedCreate",
     "UploadClassification",
     "UploadTicket",
     "UsageBucket",

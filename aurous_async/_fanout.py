@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
+import functools
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import attrs
+
 from . import _validation as check
-from ._errors import CostLimitExceededError, InvalidParameterError
+from ._errors import CostLimitExceededError, InvalidParameterError, OutcomeUnknownError
 from ._requester import Call, Requester, new_idempotency_key
 from ._resources._base import Resource, path_id
 from .models import Estimate, Generation
@@ -18,13 +22,69 @@ from .models import Estimate, Generation
 if TYPE_CHECKING:
     from ._waits import Waits
 
-__all__ = ["GenerationResource", "fan_out"]
+__all__ = ["CreateMany", "GenerationResource", "UnreportedCreate", "fan_out"]
+
+logger = logging.getLogger("aurous_async")
 
 Request = Mapping[str, Any]
 
 
+@attrs.frozen
+class UnreportedCreate:
+    """A create of a ``create_many`` batch that was in flight when the batch was closed.
+
+    Attributes:
+        index: the request's position in the batch.
+        request: the request as it was sent, with its ``idempotency_key``.
+        idempotency_key: the create's key. ``create(**request)`` with it returns the
+            generation if the server accepted the first one, and creates it otherwise.
+        generation: the accepted generation when the answer arrived while the batch was
+            closing; ``None`` when the outcome is unknown.
+    """
+
+    index: int
+    request: Mapping[str, Any] = attrs.field(repr=False)
+    idempotency_key: str
+    generation: Generation | None = None
+
+
+class CreateMany(AsyncIterator[Generation]):
+    """What ``create_many`` returns: the accepted generations, in acceptance order.
+
+    Closing it early (``break`` inside ``async with``, ``aclose()``, or cancelling the
+    consuming task) cancels the creates still in flight. A cancelled create may already
+    have reached the server, so none is forgotten: each is listed in ``unreported`` with
+    its idempotency key, and a warning is logged.
+    """
+
+    def __init__(self, run: Callable[[list[UnreportedCreate]], AsyncGenerator[Generation, None]]):
+        #: Creates in flight when the batch was closed (filled as it closes).
+        self.unreported: list[UnreportedCreate] = []
+        self._generator = run(self.unreported)
+
+    def __aiter__(self) -> CreateMany:
+        return self
+
+    def __anext__(self) -> Awaitable[Generation]:
+        return self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop: cancel the creates in flight and list them in ``unreported``."""
+        await self._generator.aclose()
+
+    async def __aenter__(self) -> CreateMany:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<CreateMany unreported={len(self.unreported)}>"
+
+
 async def fan_out(
     requests: Iterable[Request],
+    unreported: list[UnreportedCreate],
     *,
     validate: Callable[[Request], dict[str, object]],
     create: Callable[[Request], Awaitable[Generation]],
@@ -39,6 +99,8 @@ async def fan_out(
     ``max_concurrency`` at a time (the client's governor paces them further); each
     generation is yielded as soon as the API accepts it. After a failed create no new
     one starts; those in flight finish and are yielded, then the first error is raised.
+    Every create gets its idempotency key here, so one cancelled by an early close is
+    reported in ``unreported`` with the key that resolves it.
     """
     if max_concurrency < 1:
         raise InvalidParameterError("max_concurrency must be at least 1", param="max_concurrency")
@@ -48,21 +110,26 @@ async def fan_out(
     bodies = [validate(request) for request in batch]
     if max_cost is not None:
         await _check_cost(batch, bodies, estimate, max_cost)
-    pending: set[asyncio.Task[Generation]] = set()
+    pending: dict[asyncio.Task[Generation], UnreportedCreate] = {}
     loop = asyncio.get_running_loop()
-    queue = iter(batch)
+    queue = enumerate(batch)
     failure: BaseException | None = None
     try:
         while True:
             while failure is None and len(pending) < max_concurrency:
-                request = next(queue, None)
-                if request is None:
+                item = next(queue, None)
+                if item is None:
                     break
-                pending.add(loop.create_task(_call(create, request)))
+                index, request = item
+                if request.get("idempotency_key") is None:
+                    request = {**request, "idempotency_key": new_idempotency_key()}
+                task = loop.create_task(_call(create, request))
+                pending[task] = UnreportedCreate(index, request, request["idempotency_key"])
             if not pending:
                 break
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
+                del pending[task]
                 error = task.exception()
                 if error is not None:
                     failure = failure or error
@@ -71,11 +138,36 @@ async def fan_out(
         if failure is not None:
             raise failure
     finally:
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if pending:
+            await _close_in_flight(pending, unreported)
+
+
+async def _close_in_flight(
+    pending: dict[asyncio.Task[Generation], UnreportedCreate],
+    unreported: list[UnreportedCreate],
+) -> None:
+    """Cancel the creates in flight and list each that may have been accepted."""
+    for task in pending:
+        task.cancel()
+    # Shielded: a consumer closing us from a cancelled anyio scope would otherwise
+    # interrupt this wait, and leave the creates running and unlisted.
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait(pending)
+    for task, create in pending.items():
+        if task.cancelled():
+            unreported.append(create)
+        elif task.exception() is None:
+            unreported.append(attrs.evolve(create, generation=task.result()))
+        elif isinstance(task.exception(), OutcomeUnknownError):
+            unreported.append(create)
+    if unreported:
+        logger.warning(
+            "create_many was closed with %d create(s) in flight (%d accepted, the others "
+            "of unknown outcome); see .unreported. Idempotency keys: %s",
+            len(unreported),
+            sum(1 for u in unreported if u.generation is not None),
+            ", ".join(u.idempotency_key for u in unreported),
+        )
 
 
 async def _call(create: Callable[[Request], Awaitable[Generation]], request: Request) -> Generation:
@@ -214,7 +306,7 @@ class GenerationResource(Resource):
         *,
         max_cost: float | None = None,
         max_concurrency: int = 32,
-    ) -> AsyncIterator[Generation]:
+    ) -> CreateMany:
         """Create many generations concurrently; yield each as the API accepts it.
 
         Each request is a mapping of ``create()`` keyword arguments. Every request is
@@ -223,17 +315,24 @@ class GenerationResource(Resource):
         submitted, if the estimate exceeds it. Creates share the client's governor, so a
         large batch is paced, not refused.
 
+        To stop early, iterate inside ``async with`` (or call ``aclose()``): the creates
+        still in flight are cancelled and listed in ``.unreported`` with their
+        idempotency keys, since the server may have accepted them.
+
         Raises:
             InvalidParameterError: a request is invalid (nothing was submitted).
             CostLimitExceededError: the estimate exceeds ``max_cost`` (nothing submitted).
         """
-        return fan_out(
-            requests,
-            validate=self._check_request,
-            create=self._create_from,
-            estimate=self._estimate_from,
-            max_cost=max_cost,
-            max_concurrency=max_concurrency,
+        return CreateMany(
+            functools.partial(
+                fan_out,
+                requests,
+                validate=self._check_request,
+                create=self._create_from,
+                estimate=self._estimate_from,
+                max_cost=max_cost,
+                max_concurrency=max_concurrency,
+            )
         )
 
     async def _finish(

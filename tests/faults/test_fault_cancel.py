@@ -1,14 +1,16 @@
-"""Cancelling 1,000 concurrent waits mid-flight leaves the client usable and closes
-cleanly (issue 6)."""
+"""Cancellation mid-flight (issue 6): 1,000 concurrent waits cancelled leave the client
+usable and close cleanly; a ``create_many`` batch closed or cancelled with creates in
+flight loses none of them."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from aurous_async import AsyncAurous, Generation
+from aurous_async import AsyncAurous, CreateMany, Generation
+from aurous_async.testing import Emulator, Fault
 
-from ._support import scenario
+from ._support import committed_ids, scenario
 
 pytestmark = pytest.mark.anyio
 
@@ -76,3 +78,64 @@ async def test_cancelling_1000_waits_mid_flight_leaves_the_client_usable(
             done = await client.wait(fresh)
         assert done.is_terminal
         assert len(emu.generations()) == JOBS + 1
+
+
+async def _recover(client: AsyncAurous, batch: CreateMany) -> list[str]:
+    """What a user does with ``unreported``: re-send each create under its key."""
+    recovered = []
+    for create in batch.unreported:
+        assert create.request["idempotency_key"] == create.idempotency_key
+        made = create.generation or await client.images.create(**create.request)
+        recovered.append(made.id)
+    return recovered
+
+
+def _assert_nothing_lost(emu: Emulator, yielded: list[str], recovered: list[str]) -> None:
+    committed = committed_ids(emu)
+    assert len(set(committed)) == len(committed)
+    assert sorted(committed) == sorted(yielded + recovered)
+
+
+async def test_closing_create_many_early_lists_every_create_in_flight(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The consumer leaves after the first accepted job while three creates, already
+    committed, hang: the three are in ``unreported`` with their keys (and a warning), the
+    keys recover those same jobs, and the requests never started were never sent."""
+    async with scenario(caplog) as (emu, client):
+        emu.inject(Fault("hang_after_commit", match="POST /v1/images", times=3))
+        requests = [{"prompt": f"early close {i}"} for i in range(6)]
+        yielded: list[str] = []
+        with anyio.fail_after(10):
+            async with client.images.create_many(requests, max_concurrency=4) as batch:
+                async for made in batch:
+                    yielded.append(made.id)
+                    break
+        assert len(yielded) == 1
+        assert len(batch.unreported) == 3
+        assert {u.index for u in batch.unreported} < {0, 1, 2, 3}
+        assert all(u.generation is None for u in batch.unreported)
+        warning = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+        assert all(u.idempotency_key in warning for u in batch.unreported)
+        emu.clear_faults()
+        recovered = await _recover(client, batch)
+        _assert_nothing_lost(emu, yielded, recovered)
+        assert len(committed_ids(emu)) == 4  # requests 4 and 5 never started
+
+
+async def test_cancelling_the_consumer_of_create_many_loses_no_create(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A deadline cancels the consuming task while every create hangs: the batch closes
+    with no task left, and each create in flight is listed and recoverable."""
+    async with scenario(caplog) as (emu, client):
+        emu.inject(Fault("hang_after_commit", match="POST /v1/images", times=-1))
+        batch = client.images.create_many([{"prompt": f"hung {i}"} for i in range(8)])
+        with anyio.move_on_after(0.5) as deadline:
+            async for _ in batch:
+                pytest.fail("no create is answered")
+        assert deadline.cancelled_caught
+        assert len(batch.unreported) == 8
+        emu.clear_faults()
+        recovered = await _recover(client, batch)
+        _assert_nothing_lost(emu, [], recovered)

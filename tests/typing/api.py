@@ -208,8 +208,14 @@ async def waits(client: AsyncAurous, receiver: WebhookReceiver) -> None:
         estimated: float = err.estimated
         limit: float = err.max_cost
         del estimated, limit
-    async for made in client.videos.create_many([{"video_lora_id": "v"}], max_concurrency=4):
-        del made
+    async with client.videos.create_many([{"video_lora_id": "v"}], max_concurrency=4) as batch:
+        async for made in batch:
+            del made
+    for left in batch.unreported:
+        key: str = left.idempotency_key
+        accepted_late: Generation | None = left.generation
+        retry: Generation = await client.images.create(**left.request)
+        del key, accepted_late, retry
     picture: Generation = await client.images.generate(prompt="a", wait_timeout=60.0)
     clip: Generation = await client.videos.generate(
         video_lora_id="v", duration=2, raise_on_failure=True
