@@ -174,7 +174,7 @@ class RateLimit(NamedTuple):
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:
             return None
-        return cls(limit=limit, remaining=remaining, reset_at=reset, retry_after=retry_after)
+        return cls(limit, remaining, reset, retry_after)  # positional: keywords cost more
 
 
 # --- buckets ---------------------------------------------------------------------------
@@ -348,7 +348,8 @@ class _Bucket:
         elapsed = now - self.updated - _LAG
         if self.rate is None or elapsed <= 0 or self.level >= capacity:
             return self.level
-        return min(capacity, self.level + self.rate * elapsed)
+        level = self.level + self.rate * elapsed
+        return capacity if level > capacity else level
 
     def available_at(self, now: float) -> float:
         return self.level_at(now) - len(self.in_flight)
