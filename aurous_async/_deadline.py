@@ -37,7 +37,7 @@ class Deadlines:
 
     def limit(self, timeout: float) -> _Limit | _ScopeLimit:
         """A ``with`` block ending at ``timeout`` seconds of loop time from its start."""
-        if not _NATIVE:  # pragma: no cover - exercised on Python 3.10 only
+        if not _NATIVE:  # Python 3.10 (tests switch it on for 3.11+ too)
             return _ScopeLimit(timeout)
         loop = asyncio.get_running_loop()
         group = self._groups.get(timeout)

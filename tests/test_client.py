@@ -333,6 +333,15 @@ async def test_exhausted_retries_raise_the_last_error() -> None:
         assert len(emu.requests) == FAST_RETRY.max_attempts
 
 
+@pytest.fixture(params=["timer", "scope"])
+def deadline_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both deadline mechanisms: the shared loop timer, and Python 3.10's anyio scope."""
+    if request.param == "scope":
+        monkeypatch.setattr("aurous_async._deadline._NATIVE", False)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("deadline_kind")
 async def test_one_deadline_covers_the_whole_call() -> None:
     """A per-call ``timeout`` bounds every attempt and wait; it raises ``APITimeoutError``."""
     async with emulated() as (emu, client):
@@ -343,6 +352,7 @@ async def test_one_deadline_covers_the_whole_call() -> None:
         assert "deadline" in str(info.value)
 
 
+@pytest.mark.usefixtures("deadline_kind")
 async def test_deadline_cutting_a_create_leaves_its_outcome_unknown() -> None:
     """A create cut by its deadline on the wire raises ``OutcomeUnknownError``; a replay
     with its key returns the generation the server went on to create."""

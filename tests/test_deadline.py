@@ -121,3 +121,55 @@ async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
             with deadlines.limit(20.0 + i / 1000):
                 pass
         assert 99.0 in deadlines._groups
+
+
+# -- Python 3.10: each call gets an anyio cancel scope ---------------------------------
+# CI runs 3.11+, so the fallback is exercised here by switching it on.
+
+
+@pytest.fixture
+def scope_deadlines(monkeypatch: pytest.MonkeyPatch) -> Deadlines:
+    monkeypatch.setattr("aurous_async._deadline._NATIVE", False)
+    return Deadlines()
+
+
+async def test_fallback_a_call_past_its_deadline_raises_timeout_error(
+    scope_deadlines: Deadlines,
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError), scope_deadlines.limit(0.02):
+        await _hang()
+    assert loop.time() - started >= 0.02
+    assert not scope_deadlines._groups  # no timer group: a scope per call
+
+
+async def test_fallback_a_call_within_its_deadline_is_untouched(
+    scope_deadlines: Deadlines,
+) -> None:
+    with scope_deadlines.limit(5.0):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+
+
+async def test_fallback_an_outside_cancellation_is_not_a_timeout(
+    scope_deadlines: Deadlines,
+) -> None:
+    async def call() -> None:
+        with scope_deadlines.limit(5.0):
+            await _hang()
+
+    task = asyncio.create_task(call())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_fallback_a_timeout_inside_anothers_limit_stays_local(
+    scope_deadlines: Deadlines,
+) -> None:
+    with scope_deadlines.limit(5.0):
+        with pytest.raises(TimeoutError), scope_deadlines.limit(0.01):
+            await _hang()
+        await asyncio.sleep(0)
