@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     wait = add("wait", "wait for generations to finish")
     wait.add_argument("ids", nargs="+", metavar="ID")
     wait.add_argument("--wait-timeout", type=_positive, help="give up after this many seconds")
+    wait.add_argument("--out", metavar="DIR", help="save the outputs of succeeded ones here")
 
     get = add("get", "show one generation (image or video)")
     get.add_argument("id", metavar="ID")

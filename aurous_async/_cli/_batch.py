@@ -7,7 +7,6 @@ recorded and never stops the others; only a key problem (401/403) stops the batc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .._errors import (
     WaitTimeoutError,
 )
 from ..models import TERMINAL_STATUSES, Estimate, Generation
+from ._files import save_outputs, write_atomically
 from ._inputs import InputError, Request, canonical
 from ._journal import REJECTED, UNKNOWN, AsyncJournal, Line
 from ._output import error_text
@@ -111,25 +111,6 @@ async def estimate_requests(
 # -- files -------------------------------------------------------------------------------
 
 
-def _extension(data: bytes, video: bool) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8"):
-        return "jpg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[4:8] == b"ftyp" or video:
-        return "mp4"
-    return "bin"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(data)
-    # A file is either complete or absent, whenever the process dies.
-    os.replace(partial, path)
-
-
 def missing_files(out: Path, line: Line) -> bool:
     """Whether a succeeded line lacks any of its recorded output files (blocking)."""
     return not line.files or not all((out / name).is_file() for name in line.files)
@@ -146,7 +127,7 @@ def write_manifest(out: Path, lines: Sequence[Line]) -> Path:
     """Write ``DIR/manifest.jsonl`` (one record per line, in line order), atomically."""
     path = out / "manifest.jsonl"
     text = "".join(canonical(line.manifest()) + "\n" for line in lines)
-    _write_atomically(path, text.encode())
+    write_atomically(path, text.encode())
     return path
 
 
@@ -281,22 +262,10 @@ class Batch:
             return None
 
     async def _download(self, line: Line, generation: Generation) -> list[str]:
-        client = self.target.client
         stem = f"{line.line:05d}_{generation.id}"
-        names: list[str] = []
-        if line.kind == "video" or generation.id.startswith("vid_"):
-            data = await client.videos.download(generation)
-            names.append(await self._save(f"{stem}.{_extension(data, True)}", data))
-            return names
-        count = len(generation.output_urls) or generation.image_count or 1
-        for index in range(count):
-            data = await client.images.download(generation, index=index)
-            names.append(await self._save(f"{stem}_{index}.{_extension(data, False)}", data))
-        return names
-
-    async def _save(self, name: str, data: bytes) -> str:
-        await anyio.to_thread.run_sync(_write_atomically, self.out / name, data)
-        return name
+        return await save_outputs(
+            self.target.client, generation, self.out, stem, video=line.kind == "video"
+        )
 
 
 def _cost(generation: Generation) -> float | None:

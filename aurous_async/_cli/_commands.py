@@ -11,9 +11,10 @@ from pathlib import Path
 import anyio
 import attrs
 
-from .._errors import InvalidParameterError, WaitTimeoutError
+from .._errors import AurousError, InvalidParameterError, WaitTimeoutError
 from ..models import Generation
 from ._batch import Batch, estimate_requests, is_done, write_manifest
+from ._files import save_outputs
 from ._inputs import InputError, InputFileError, Request, build_request, coerce_text, read_requests
 from ._journal import AsyncJournal, Line
 from ._output import (
@@ -22,6 +23,7 @@ from ._output import (
     EXIT_OK,
     EXIT_USAGE,
     Output,
+    error_text,
 )
 from ._progress import BatchProgress
 from ._target import EMBEDDED, Target, TargetOptions, open_target
@@ -370,33 +372,52 @@ async def cmd_cancel(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_wait(args: argparse.Namespace, out: Output) -> int:
     results: dict[str, Generation] = {}
-    failures: dict[str, str] = {}
+    timed_out: list[str] = []
+    saved: dict[str, list[str]] = {}
+    unsaved: dict[str, str] = {}
+    directory: Path | None = None
+    if args.out is not None:
+        directory = Path(args.out)
+        directory.mkdir(parents=True, exist_ok=True)
     async with open_target(target_options(args), notice=out.notice) as target:
 
         async def one(job_id: str) -> None:
             try:
                 generation = await wait_until_done(target.client, job_id, within=args.wait_timeout)
             except WaitTimeoutError:
-                failures[job_id] = f"not finished after {args.wait_timeout:g}s"
+                timed_out.append(job_id)
                 if not out.json_mode:
                     out.line(f"{job_id}  timed out after {args.wait_timeout:g}s")
                 return
             results[job_id] = generation
+            line = _generation_line(generation)
+            if directory is not None and generation.status == "succeeded":
+                try:
+                    names = await save_outputs(
+                        target.client, generation, directory, generation.id, video=False
+                    )
+                except AurousError as exc:
+                    unsaved[job_id] = error_text(exc)
+                    line += f"  not saved: {unsaved[job_id]}"
+                else:
+                    saved[job_id] = names
+                    line += f"  -> {', '.join(names)}"
             if not out.json_mode:
-                out.line(_generation_line(generation))
+                out.line(line)
 
         async with anyio.create_task_group() as tg:
             for job_id in args.ids:
                 tg.start_soon(one, job_id)
-    ok = not failures and all(g.status == "succeeded" for g in results.values())
+    ok = not timed_out and not unsaved and all(g.status == "succeeded" for g in results.values())
     if out.json_mode:
-        out.result(
-            {
-                "ok": ok,
-                "generations": [_generation_record(g) for g in results.values()],
-                "timed_out": sorted(failures),
-            }
-        )
+        records = []
+        for generation in results.values():
+            record = _generation_record(generation)
+            if directory is not None:
+                record["files"] = saved.get(generation.id, [])
+                record["save_error"] = unsaved.get(generation.id)
+            records.append(record)
+        out.result({"ok": ok, "generations": records, "timed_out": sorted(timed_out)})
     return EXIT_OK if ok else EXIT_FAILED
 
 

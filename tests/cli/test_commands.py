@@ -171,3 +171,32 @@ async def test_webhooks_listen_verifies_and_prints(tmp_path: Path) -> None:
             code = await process.wait()
     assert code == EXIT_OK, log.read_text()
     assert "image.completed  evt_cli_1  img_cli_1 succeeded" in log.read_text()
+
+
+@pytest.mark.anyio
+async def test_wait_out_saves_the_outputs_of_succeeded_jobs(tmp_path: Path) -> None:
+    """``wait --out DIR`` writes each output of a succeeded job, named by id and content;
+    an output past retention is reported per job and fails the command."""
+    async with fast_emulator(time_scale=50.0, output_retention=3600.0) as emu:
+        async with AsyncAurous(emu.api_key, base_url=emu.base_url) as client:
+            pair = await client.images.create(prompt="two", width=1024, height=1024, count=2)
+            single = await client.images.create(prompt="one", width=1024, height=1024)
+        out = tmp_path / "outputs"
+        saved = await run_cli(["wait", pair.id, single.id, "--out", str(out), "--json"], emu)
+        human = await run_cli(["wait", single.id, "--out", str(tmp_path / "again")], emu)
+        emu.advance(2 * 3600)
+        expired = await run_cli(["wait", single.id, "--out", str(tmp_path / "late"), "--json"], emu)
+    assert saved.code == EXIT_OK, saved.stderr
+    files = {r["id"]: r["files"] for r in saved.json()["generations"]}
+    assert files == {
+        pair.id: [f"{pair.id}_0.png", f"{pair.id}_1.png"],
+        single.id: [f"{single.id}_0.png"],
+    }
+    assert sorted(p.name for p in out.iterdir()) == sorted(files[pair.id] + files[single.id])
+    assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in files[pair.id])
+    assert human.code == EXIT_OK
+    assert f"-> {single.id}_0.png" in human.stdout
+    assert expired.code == EXIT_FAILED
+    (record,) = expired.json()["generations"]
+    assert record["files"] == []
+    assert "410 output_expired" in record["save_error"]
