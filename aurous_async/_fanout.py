@@ -22,7 +22,14 @@ from .models import Estimate, Generation
 if TYPE_CHECKING:
     from ._waits import Waits
 
-__all__ = ["CreateMany", "GenerationResource", "UnreportedCreate", "fan_out"]
+__all__ = [
+    "CreateMany",
+    "GenerationResource",
+    "UnreportedCreate",
+    "cancel_call",
+    "fan_out",
+    "fetch_call",
+]
 
 logger = logging.getLogger("aurous_async")
 
@@ -253,24 +260,12 @@ class GenerationResource(Resource):
     def _fetch(
         self, id: str, *, timeout: float | None, api_version: str | None
     ) -> Awaitable[Generation]:
-        """``GET /v1/images/{id}``: images and videos alike are fetched there (A3)."""
-        call = _generation_call(
-            "GET", f"/v1/images/{path_id(id)}", "/v1/images/{id}", timeout, api_version
-        )
-        return self._get_model(call, Generation)
+        return self._get_model(fetch_call(id, timeout, api_version), Generation)
 
     def _cancel(
         self, id: str, *, timeout: float | None, api_version: str | None
     ) -> Awaitable[Generation]:
-        """``POST /v1/images/{id}/cancel``: videos too, in the ``images_post`` bucket."""
-        call = _generation_call(
-            "POST",
-            f"/v1/images/{path_id(id)}/cancel",
-            "/v1/images/{id}/cancel",
-            timeout,
-            api_version,
-        )
-        return self._get_model(call, Generation)
+        return self._get_model(cancel_call(id, timeout, api_version), Generation)
 
     def _waiter(self) -> Waits:
         if self._waits is None:
@@ -341,6 +336,20 @@ class GenerationResource(Resource):
         return await self._waiter().wait(
             generation, timeout=wait_timeout, raise_on_failure=raise_on_failure
         )
+
+
+def fetch_call(id: str, timeout: float | None, api_version: str | None = None) -> Call:
+    """``GET /v1/images/{id}``: images and videos alike are fetched there (A3)."""
+    return _generation_call(
+        "GET", f"/v1/images/{path_id(id)}", "/v1/images/{id}", timeout, api_version
+    )
+
+
+def cancel_call(id: str, timeout: float | None, api_version: str | None = None) -> Call:
+    """``POST /v1/images/{id}/cancel``: videos too, in the ``images_post`` bucket."""
+    return _generation_call(
+        "POST", f"/v1/images/{path_id(id)}/cancel", "/v1/images/{id}/cancel", timeout, api_version
+    )
 
 
 def _generation_call(

@@ -18,10 +18,11 @@ from ._errors import (
     GenerationFailedError,
     WaitTimeoutError,
 )
+from ._fanout import cancel_call, fetch_call
 from ._polling import PollPolicy, PollScheduler, Watcher, _Job
 from ._ratelimit import get_header, parse_retry_after
 from ._requester import Call, Requester
-from ._resources._base import decode, page_from, params, path_id
+from ._resources._base import decode, page_from, params
 from ._webhook_verify import Event
 from .models import Generation, GenerationStatus
 
@@ -39,14 +40,7 @@ class ApiSource:
         self._policy = policy
 
     async def get(self, generation_id: str) -> tuple[Generation, float | None]:
-        call = Call(
-            method="GET",
-            path=f"/v1/images/{path_id(generation_id)}",
-            route="/v1/images/{id}",
-            idempotent=True,
-            timeout=self._policy.request_timeout,
-        )
-        reply = await self._requester.send(call)
+        reply = await self._requester.send(fetch_call(generation_id, self._policy.request_timeout))
         # No documented hint exists; honour one if the API ever sends it on a 2xx.
         hint = parse_retry_after(
             get_header(reply.response.headers, "Retry-After"), now=self._requester.clock.time()
@@ -166,14 +160,8 @@ class Waits:
 
     async def _cancel(self, generation_id: str) -> Generation | None:
         """Cancel a timed-out job; ``None`` if it had ended meanwhile."""
-        call = Call(
-            method="POST",
-            path=f"/v1/images/{path_id(generation_id)}/cancel",
-            route="/v1/images/{id}/cancel",
-            idempotent=True,
-        )
         try:
-            return decode(await self._requester.send(call), Generation)
+            return decode(await self._requester.send(cancel_call(generation_id, None)), Generation)
         except APIStatusError as exc:
             if exc.code == "generation_not_cancellable":
                 return None
