@@ -16,9 +16,22 @@ async def _hang() -> None:
     await asyncio.Event().wait()
 
 
-async def test_a_call_past_its_deadline_raises_timeout_error() -> None:
+@pytest.fixture(params=["timer", "scope"])
+def deadlines(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Deadlines:
+    """Both mechanisms: the shared loop timer (3.11+) and the anyio scope of Python 3.10,
+    switched on here since CI runs 3.11+."""
+    if request.param == "scope":
+        monkeypatch.setattr("aurous_async._deadline._NATIVE", False)
+    return Deadlines()
+
+
+def _timer_groups(deadlines: Deadlines) -> bool:
+    """Whether ``deadlines`` uses timer groups (the scope fallback has none)."""
+    return bool(deadlines._groups)
+
+
+async def test_a_call_past_its_deadline_raises_timeout_error(deadlines: Deadlines) -> None:
     """The block raises TimeoutError (not CancelledError) once its time is up."""
-    deadlines = Deadlines()
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError), deadlines.limit(0.02):
@@ -27,13 +40,12 @@ async def test_a_call_past_its_deadline_raises_timeout_error() -> None:
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
 
 
-async def test_a_call_within_its_deadline_is_untouched() -> None:
+async def test_a_call_within_its_deadline_is_untouched(deadlines: Deadlines) -> None:
     """A block that ends in time returns normally and leaves nothing armed."""
-    deadlines = Deadlines()
     with deadlines.limit(5.0):
         await asyncio.sleep(0)
-    group = deadlines._groups[5.0]
-    assert not group.calls
+    if _timer_groups(deadlines):
+        assert not deadlines._groups[5.0].calls
     await asyncio.sleep(0.01)
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
 
@@ -62,9 +74,8 @@ async def test_only_expired_calls_of_a_group_are_cancelled() -> None:
     assert deadlines._groups[0.05].timer is None
 
 
-async def test_an_outside_cancellation_is_not_a_timeout() -> None:
+async def test_an_outside_cancellation_is_not_a_timeout(deadlines: Deadlines) -> None:
     """Cancelling the task from elsewhere propagates CancelledError untouched."""
-    deadlines = Deadlines()
 
     async def call() -> None:
         with deadlines.limit(5.0):
@@ -75,7 +86,8 @@ async def test_an_outside_cancellation_is_not_a_timeout() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not deadlines._groups[5.0].calls
+    if _timer_groups(deadlines):
+        assert not deadlines._groups[5.0].calls
 
 
 async def test_an_outside_cancellation_racing_the_deadline_wins() -> None:
@@ -98,9 +110,8 @@ async def test_an_outside_cancellation_racing_the_deadline_wins() -> None:
         await task
 
 
-async def test_a_timeout_inside_anothers_limit_stays_local() -> None:
+async def test_a_timeout_inside_anothers_limit_stays_local(deadlines: Deadlines) -> None:
     """Nested limits: the inner one expiring does not end the outer block."""
-    deadlines = Deadlines()
     with deadlines.limit(5.0):
         with pytest.raises(TimeoutError), deadlines.limit(0.01):
             await _hang()
@@ -121,55 +132,3 @@ async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
             with deadlines.limit(20.0 + i / 1000):
                 pass
         assert 99.0 in deadlines._groups
-
-
-# -- Python 3.10: each call gets an anyio cancel scope ---------------------------------
-# CI runs 3.11+, so the fallback is exercised here by switching it on.
-
-
-@pytest.fixture
-def scope_deadlines(monkeypatch: pytest.MonkeyPatch) -> Deadlines:
-    monkeypatch.setattr("aurous_async._deadline._NATIVE", False)
-    return Deadlines()
-
-
-async def test_fallback_a_call_past_its_deadline_raises_timeout_error(
-    scope_deadlines: Deadlines,
-) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    with pytest.raises(TimeoutError), scope_deadlines.limit(0.02):
-        await _hang()
-    assert loop.time() - started >= 0.02
-    assert not scope_deadlines._groups  # no timer group: a scope per call
-
-
-async def test_fallback_a_call_within_its_deadline_is_untouched(
-    scope_deadlines: Deadlines,
-) -> None:
-    with scope_deadlines.limit(5.0):
-        await asyncio.sleep(0)
-    await asyncio.sleep(0.01)
-
-
-async def test_fallback_an_outside_cancellation_is_not_a_timeout(
-    scope_deadlines: Deadlines,
-) -> None:
-    async def call() -> None:
-        with scope_deadlines.limit(5.0):
-            await _hang()
-
-    task = asyncio.create_task(call())
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def test_fallback_a_timeout_inside_anothers_limit_stays_local(
-    scope_deadlines: Deadlines,
-) -> None:
-    with scope_deadlines.limit(5.0):
-        with pytest.raises(TimeoutError), scope_deadlines.limit(0.01):
-            await _hang()
-        await asyncio.sleep(0)
