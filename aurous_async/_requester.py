@@ -166,15 +166,27 @@ class Requester:
             OutcomeUnknownError: a create whose last attempt may or may not have been
                 processed; retry with the same ``idempotency_key`` to find out safely.
         """
-        return self._run(call, _reply_itself)
+        return self._run(call, _reply_itself, _json.loads)
 
-    def send_and_decode(self, call: Call, decode: Callable[[Reply], T]) -> Coroutine[Any, Any, T]:
-        """``send``, then ``decode`` the reply, in the same coroutine (the usual call)."""
-        return self._run(call, decode)
+    def send_and_decode(
+        self,
+        call: Call,
+        decode: Callable[[Reply], T],
+        parse: Callable[[bytes], object] = _json.loads,
+    ) -> Coroutine[Any, Any, T]:
+        """``send``, then ``decode`` the reply, in the same coroutine (the usual call).
+
+        ``parse`` turns a 2xx body into the reply's ``data`` and raises ``ValueError``
+        for a body that is not JSON (a model's typed parser may hand ``decode`` the model
+        itself; see ``_typed_body``).
+        """
+        return self._run(call, decode, parse)
 
     # One coroutine from the deadline to the transport: every await level between the
     # caller and the socket costs CPU on each suspension of every request.
-    async def _run(self, call: Call, decode: Callable[[Reply], T]) -> T:
+    async def _run(
+        self, call: Call, decode: Callable[[Reply], T], parse: Callable[[bytes], object]
+    ) -> T:
         timeout = self.timeout if call.timeout is None else call.timeout
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -214,7 +226,7 @@ class Requester:
                         # the caller cancels us.
                         self._hand_back(bucket, permit, response, failure, progress)
                     if response is not None:
-                        received = self._received(call, response, progress)
+                        received = self._received(call, response, progress, parse)
                         if isinstance(received, Reply):
                             return decode(received)
                         failure = received
@@ -263,7 +275,11 @@ class Requester:
         )
 
     def _received(
-        self, call: Call, response: Response, progress: _Progress
+        self,
+        call: Call,
+        response: Response,
+        progress: _Progress,
+        parse: Callable[[bytes], object],
     ) -> Reply | APIConnectionError | None:
         """A 2xx as a ``Reply``; a garbled 2xx body as a failure; ``None`` for an error."""
         self._inspect_headers(call, response)
@@ -281,7 +297,7 @@ class Requester:
         if not call.expect_json:
             return Reply(response, None)
         try:
-            return Reply(response, _json.loads(response.body))
+            return Reply(response, parse(response.body))
         except ValueError:
             pass
         # A garbled 2xx body is a transport failure in disguise: the request was

@@ -20,6 +20,7 @@ import attrs
 
 from .._errors import InvalidParameterError
 from .._requester import Call, Reply, Requester
+from .._typed_body import body_parser
 from .._wire import decoder, structure
 
 __all__ = ["AsyncPager", "Page", "Resource", "path_id"]
@@ -54,7 +55,7 @@ class Resource:
 
     def _get_model(self, call: Call, cls: type[T]) -> Coroutine[Any, Any, T]:
         """Send ``call`` and decode its reply into ``cls``."""
-        return self._requester.send_and_decode(call, _decoder(cls))
+        return self._requester.send_and_decode(call, _decoder(cls), body_parser(cls))
 
 
 def decode(reply: Reply, cls: type[T]) -> T:
@@ -69,7 +70,10 @@ def _decoder(cls: type[T]) -> Callable[[Reply], T]:
         structure_data = decoder(cls)
 
         def decode_reply(reply: Reply) -> T:
-            return _attach_request_id(structure_data(reply.data), reply.request_id)
+            data = reply.data
+            # ``body_parser(cls)`` may have built the model already; JSON data never is one.
+            value = data if type(data) is cls else structure_data(data)
+            return _attach_request_id(value, reply.request_id)
 
         known = _DECODERS[cls] = decode_reply
     return known
