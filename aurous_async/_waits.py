@@ -21,8 +21,9 @@ from ._errors import (
 from ._fanout import cancel_call, fetch_call
 from ._polling import PollPolicy, PollScheduler, Watcher, _Job
 from ._ratelimit import get_header, parse_retry_after
-from ._requester import Call, Requester
+from ._requester import Call, Reply, Requester
 from ._resources._base import decode, page_from, params
+from ._typed_body import body_parser
 from ._webhook_verify import Event
 from .models import Generation, GenerationStatus
 
@@ -40,7 +41,10 @@ class ApiSource:
         self._policy = policy
 
     async def get(self, generation_id: str) -> tuple[Generation, float | None]:
-        reply = await self._requester.send(fetch_call(generation_id, self._policy.request_timeout))
+        call = fetch_call(generation_id, self._policy.request_timeout)
+        return await self._requester.send_and_decode(call, self._with_hint, body_parser(Generation))
+
+    def _with_hint(self, reply: Reply) -> tuple[Generation, float | None]:
         # No documented hint exists; honour one if the API ever sends it on a 2xx.
         hint = parse_retry_after(
             get_header(reply.response.headers, "Retry-After"), now=self._requester.clock.time()

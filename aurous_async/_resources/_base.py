@@ -59,8 +59,9 @@ class Resource:
 
 
 def decode(reply: Reply, cls: type[T]) -> T:
-    """Structure a reply's JSON into ``cls`` and attach the request id."""
-    return _attach_request_id(structure(reply.data, cls), reply.request_id)
+    """Structure a reply's JSON into ``cls`` (or take the model ``body_parser(cls)``
+    built) and attach the request id."""
+    return _decoder(cls)(reply)
 
 
 def _decoder(cls: type[T]) -> Callable[[Reply], T]:
