@@ -10,7 +10,14 @@ When a deadline passes, its task is cancelled the way ``asyncio.timeout`` does i
 (``Task.cancel``, then ``Task.uncancel`` on the way out), and the ``with`` block raises
 ``TimeoutError``. A cancellation from anywhere else propagates untouched.
 
-Python 3.10 has no ``Task.uncancel``: there, each call gets an anyio cancel scope.
+A deadline may also start deferred: nothing is armed on entry, and ``arm()`` later arms
+it for the time it would have had (its own timer: a late arrival would break a group's
+order). The requester defers a call's deadline while its only await is a first attempt
+the transport bounds by a shorter timeout of its own, which is nearly every call, and
+arms it before anything else it waits for (a permit, a retry).
+
+Python 3.10 has no ``Task.uncancel``: there, each call gets an anyio cancel scope, armed
+on entry.
 """
 
 from __future__ import annotations
@@ -35,17 +42,22 @@ class Deadlines:
     def __init__(self) -> None:
         self._groups: dict[float, _Group] = {}
 
-    def limit(self, timeout: float) -> _Limit | _ScopeLimit:
-        """A ``with`` block ending at ``timeout`` seconds of loop time from its start."""
+    def limit(self, timeout: float, *, deferred: bool = False) -> _Limit | _ScopeLimit:
+        """A ``with`` block ending at ``timeout`` seconds of loop time from its start.
+
+        ``deferred``: armed only by ``arm()`` (then for the same end), not on entry.
+        """
         if not _NATIVE:  # Python 3.10 (tests switch it on for 3.11+ too)
             return _ScopeLimit(timeout)
         loop = asyncio.get_running_loop()
+        if deferred:
+            return _Limit(None, loop, loop.time() + timeout)
         group = self._groups.get(timeout)
         if group is None or group.loop is not loop:
             if len(self._groups) >= _IDLE_GROUPS_KEPT:
                 self._drop_idle_groups()
             group = self._groups[timeout] = _Group(loop)
-        return _Limit(group, loop.time() + timeout)
+        return _Limit(group, loop, loop.time() + timeout)
 
     def _drop_idle_groups(self) -> None:
         """Forget groups with no call in flight (callers computing a fresh timeout for
@@ -94,22 +106,32 @@ class _Group:
 
 
 class _Limit:
-    """One call's deadline (Python 3.11+)."""
+    """One call's deadline (Python 3.11+): in a group, or deferred (``group`` is None)."""
 
-    __slots__ = ("_cancelling", "_group", "_task", "expired", "when")
+    __slots__ = ("_cancelling", "_group", "_loop", "_task", "_timer", "expired", "when")
 
-    def __init__(self, group: _Group, when: float) -> None:
+    def __init__(self, group: _Group | None, loop: asyncio.AbstractEventLoop, when: float) -> None:
         self._group = group
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
         self.when = when
         self.expired = False
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _Limit:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a call deadline needs a running task")
         self._task = cast(_Task, task)
         self._cancelling = self._task.cancelling()
-        self._group.add(self)
+        if self._group is not None:
+            self._group.add(self)
+        return self
+
+    def arm(self) -> None:
+        """Arm a deferred deadline for its original end (at once if that has passed);
+        nothing for one already armed."""
+        if self._group is None and self._timer is None and not self.expired:
+            self._timer = self._loop.call_at(self.when, self.expire)
 
     def expire(self) -> None:
         self.expired = True
@@ -122,7 +144,10 @@ class _Limit:
         tb: TracebackType | None,
     ) -> None:
         if not self.expired:
-            self._group.calls.pop(self, None)
+            if self._timer is not None:
+                self._timer.cancel()
+            elif self._group is not None:
+                self._group.calls.pop(self, None)
             return
         # Our cancel request is withdrawn in any case; it is ours to turn into a timeout
         # only if no other cancellation was requested meanwhile.
@@ -138,8 +163,12 @@ class _ScopeLimit:
     def __init__(self, timeout: float) -> None:
         self._scope = anyio.CancelScope(deadline=anyio.current_time() + timeout)
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _ScopeLimit:
         self._scope.__enter__()
+        return self
+
+    def arm(self) -> None:
+        """Armed on entry already."""
 
     def __exit__(
         self,

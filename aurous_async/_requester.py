@@ -191,8 +191,11 @@ class Requester:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         progress = _Progress()
+        # While the only await is a first attempt that the transport's own timeout ends
+        # sooner, the deadline need not be armed; it is before any other wait.
+        deferred = call.expect_json and self.transport.attempt_bound < timeout
         try:
-            with self._deadlines.limit(timeout):
+            with self._deadlines.limit(timeout, deferred=deferred) as deadline:
                 # The retry plan is made on the first failure; its deadline counts from here.
                 started_at = self.clock.time()
                 plan: RetryPlan | None = None
@@ -206,7 +209,12 @@ class Requester:
                 governor = self.governor
                 while True:
                     progress.attempts += 1
-                    permit = governor.try_acquire(bucket) or await governor.acquire(bucket)
+                    permit = governor.try_acquire(
+                        bucket, started_at if progress.attempts == 1 else None
+                    )
+                    if permit is None:
+                        deadline.arm()
+                        permit = await governor.acquire(bucket)
                     response: Response | None = None
                     failure: APIConnectionError | None = None
                     try:
@@ -238,6 +246,7 @@ class Requester:
                             started_at=started_at,
                         )
                     wait = self._retry_wait(call, plan, response, failure, progress)
+                    deadline.arm()
                     await self.clock.sleep(wait)
         except TimeoutError as exc:
             if isinstance(exc, AurousError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -120,6 +121,11 @@ class Transport:
         self._download_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        #: Seconds within which one attempt of an API call (not a download) has ended,
+        #: answered or with ``APITimeoutError``: aiohttp's total timer covers the pool
+        #: wait, the connect and the whole response, and may fire up to a second late (it
+        #: rounds longer timeouts up to whole seconds of loop time).
+        self.attempt_bound = math.inf if read_timeout is None else read_timeout + 1.0
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._closed = False

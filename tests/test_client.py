@@ -30,6 +30,7 @@ from aurous_async import (
     RateLimitError,
     RetryPolicy,
     ServerError,
+    Timeouts,
     UnprocessableEntityError,
     __version__,
 )
@@ -350,6 +351,27 @@ async def test_one_deadline_covers_the_whole_call() -> None:
             await client.team.get(timeout=0.02)
         assert isinstance(info.value, TimeoutError)
         assert "deadline" in str(info.value)
+
+
+async def test_a_deferred_deadline_still_bounds_a_wait_for_a_permit() -> None:
+    """A call whose first attempt the transport's own timeout bounds starts with its
+    deadline unarmed; waiting for a permit arms it, so a 429 pause longer than the call's
+    timeout still ends the call at its deadline."""
+    async with (
+        emulated() as (emu, _),
+        AsyncAurous(
+            emu.api_key, base_url=emu.base_url, retry=FAST_RETRY, timeouts=Timeouts(read=0.05)
+        ) as client,
+    ):
+        assert client._transport.attempt_bound < 1.2  # the call below starts deferred
+        emu.inject(Fault("rate_limit", match="GET /v1/team", retry_after=30))
+        with pytest.raises(RateLimitError):
+            await client.team.get(timeout=0.5)  # the 429 pauses the bucket for 30 s
+        started = anyio.current_time()
+        with anyio.fail_after(3), pytest.raises(APITimeoutError):
+            await client.team.get(timeout=1.2)
+        assert 1.2 <= anyio.current_time() - started < 1.6
+        assert len(emu.requests) == 1
 
 
 @pytest.mark.usefixtures("deadline_kind")

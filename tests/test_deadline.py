@@ -132,3 +132,66 @@ async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
             with deadlines.limit(20.0 + i / 1000):
                 pass
         assert 99.0 in deadlines._groups
+
+
+async def test_a_deferred_deadline_is_not_armed_until_asked() -> None:
+    """Deferred: nothing fires on its own; armed after its end, it fires at once."""
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    armed_at = 0.0
+
+    async def call() -> None:
+        nonlocal armed_at
+        with deadlines.limit(0.01, deferred=True) as deadline:
+            await asyncio.sleep(0.03)  # past its end, unarmed: untouched
+            assert not deadlines._groups  # no group, no shared timer
+            armed_at = loop.time()
+            deadline.arm()
+            await _hang()
+
+    with pytest.raises(TimeoutError):
+        await call()
+    assert loop.time() - armed_at < 0.02
+
+
+async def test_an_armed_deferred_deadline_keeps_its_original_end() -> None:
+    """Armed late, it ends where it would have ended armed on entry, not later."""
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def call() -> None:
+        with deadlines.limit(0.08, deferred=True) as deadline:
+            await asyncio.sleep(0.04)
+            deadline.arm()
+            deadline.arm()  # idempotent
+            await _hang()
+
+    with pytest.raises(TimeoutError):
+        await call()
+    assert 0.08 <= loop.time() - started < 0.115
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_deferred_deadline_ending_in_time_leaves_nothing_armed() -> None:
+    """A block that ends before its armed deadline cancels its timer on the way out."""
+    deadlines = Deadlines()
+    with deadlines.limit(0.02, deferred=True) as deadline:
+        deadline.arm()
+    await asyncio.sleep(0.04)
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_an_outside_cancellation_passes_an_armed_deferred_deadline() -> None:
+    deadlines = Deadlines()
+
+    async def call() -> None:
+        with deadlines.limit(5.0, deferred=True) as deadline:
+            deadline.arm()
+            await _hang()
+
+    task = asyncio.create_task(call())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
