@@ -452,17 +452,21 @@ class Governor:
             return permit
         return await self._queue(self._bucket(bucket, self._clock.time()))
 
-    def try_acquire(self, bucket: str) -> Permit | None:
-        """``acquire`` without waiting: the permit if one is free now, else ``None``."""
-        now = self._clock.time()
+    def try_acquire(self, bucket: str, now: float | None = None) -> Permit | None:
+        """``acquire`` without waiting: the permit if one is free now, else ``None``.
+
+        ``now``: the governor clock's time, if the caller just read it.
+        """
+        if now is None:
+            now = self._clock.time()
         if bucket == UNMETERED:
             return Permit(bucket, 0, now, 0, 0)
         state = self._buckets.get(bucket) or self._bucket(bucket, now)
-        if not state.waiters:
-            if state.in_flight:
-                self._expire(state, now)
-            if self._delay(state, now) <= 0:
-                return self._take(state, now)
+        if state.waiters:
+            return None
+        self._expire(state, now)
+        if self._delay(state, now) <= 0:
+            return self._take(state, now)
         return None
 
     async def _queue(self, state: _Bucket) -> Permit:
@@ -491,8 +495,10 @@ class Governor:
                 state.waiters[0].ready.set()
 
     def _expire(self, state: _Bucket, now: float) -> None:
-        while state.in_flight:
-            oldest = next(iter(state.in_flight.values()))
+        """Forget permits never handed back within the TTL (counted as consumed)."""
+        in_flight = state.in_flight
+        while in_flight:
+            oldest = next(iter(in_flight.values()))
             if oldest.acquired_at >= now - self._ttl:
                 break
             state.settle(oldest.seq, consumed=True, now=now)
@@ -505,7 +511,8 @@ class Governor:
             if needed > state.capacity:
                 # Held by requests in flight: ``observe`` wakes the head; poll meanwhile.
                 delay = max(delay, 1.0 / state.rate)
-            elif state.level_at(now) < needed:
+            # ``level_at`` only ever adds refill: a level already high enough needs none.
+            elif state.level < needed and state.level_at(now) < needed:
                 ready_at = state.updated + _LAG + (needed - state.level) / state.rate
                 # A shorter sleep could leave an epoch-seconds clock where it was.
                 delay = max(delay, ready_at - now, 1e-6)
@@ -543,8 +550,7 @@ class Governor:
         if now is None:
             now = self._clock.time()
         state = self._buckets.get(bucket) or self._bucket(bucket, now)
-        if state.in_flight:
-            self._expire(state, now)
+        self._expire(state, now)
         refused = status == 429
         if permit is None and state.in_flight:
             permit = next(iter(state.in_flight.values()))
@@ -586,17 +592,20 @@ class Governor:
             self._learn_rate(state, rate_limit, granted_at)
         if state.capacity is None or state.rate is None or rate_limit.remaining is None:
             return
-        remaining = min(rate_limit.remaining, state.capacity)
+        remaining = rate_limit.remaining
+        if remaining > state.capacity:
+            remaining = state.capacity
         if permit is not None:
             # Requests the server may have counted after writing this header, or not yet:
             # every other one not settled before this grant, except those refused.
             others = state.issued - permit.settled_before - 1
             refusals = state.refused - permit.refused_before - (1 if refused else 0)
-            unsettled = max(0, others - refusals)
+            unsettled = others - refusals if others > refusals else 0
         else:
             unsettled = len(state.in_flight)
         floor = float(remaining - unsettled)
-        ceiling = remaining + 1.0 + state.rate * max(0.0, now - granted_at)
+        since_grant = now - granted_at
+        ceiling = remaining + 1.0 + (state.rate * since_grant if since_grant > 0 else 0.0)
         in_flight = len(state.in_flight)
         target = floor + in_flight
         level = state.level_at(now)

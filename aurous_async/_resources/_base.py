@@ -32,8 +32,8 @@ def path_id(value: str, param: str = "id") -> str:
     """Check an id (or slug) and quote it for use as one path segment."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(f"{param} must be a non-empty string", param=param)
-    if _UNRESERVED.fullmatch(value):
-        return value  # nothing to quote (the usual id)
+    if (value.isascii() and value.replace("_", "").isalnum()) or _UNRESERVED.fullmatch(value):
+        return value  # nothing to quote (the usual id: letters, digits and "_")
     return quote(value, safe="")
 
 
@@ -55,7 +55,8 @@ class Resource:
 
     def _get_model(self, call: Call, cls: type[T]) -> Coroutine[Any, Any, T]:
         """Send ``call`` and decode its reply into ``cls``."""
-        return self._requester.send_and_decode(call, _decoder(cls), body_parser(cls))
+        decode, parse = _model_reading(cls)
+        return self._requester.send_and_decode(call, decode, parse)
 
 
 def decode(reply: Reply, cls: type[T]) -> T:
@@ -66,21 +67,30 @@ def decode(reply: Reply, cls: type[T]) -> T:
 
 def _decoder(cls: type[T]) -> Callable[[Reply], T]:
     """``decode`` into ``cls`` as a one-argument function, its hook resolved once."""
-    known = _DECODERS.get(cls)
+    return _model_reading(cls)[0]
+
+
+def _model_reading(cls: type[T]) -> tuple[Callable[[Reply], T], Callable[[bytes], object]]:
+    """How a reply becomes a ``cls``: its body parser and its decoder (made once)."""
+    known = _READING.get(cls)
     if known is None:
         structure_data = decoder(cls)
+        has_request_id = _has_request_id(cls)
 
         def decode_reply(reply: Reply) -> T:
             data = reply.data
             # ``body_parser(cls)`` may have built the model already; JSON data never is one.
             value = data if type(data) is cls else structure_data(data)
-            return _attach_request_id(value, reply.request_id)
+            if has_request_id and reply.response.request_id is not None:
+                # Set in place: nothing else references the fresh value yet.
+                object.__setattr__(value, "request_id", reply.response.request_id)
+            return value
 
-        known = _DECODERS[cls] = decode_reply
+        known = _READING[cls] = (decode_reply, body_parser(cls))
     return known
 
 
-_DECODERS: dict[type, Callable[[Reply], Any]] = {}
+_READING: dict[type, tuple[Callable[[Reply], Any], Callable[[bytes], object]]] = {}
 
 
 def with_request_id(value: T, request_id: str | None) -> T:
