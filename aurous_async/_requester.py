@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import attrs
-from multidict import istr
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from . import _json
 from ._clock import Clock
@@ -149,7 +149,7 @@ class Requester:
         # Per-call work done once: the retry policy with a call's deadline, and the
         # request headers of calls that add none of their own.
         self._timed_policy: tuple[RetryPolicy, float, RetryPolicy] | None = None
-        self._plain_headers: dict[tuple[bool, bool, str], dict[str, str]] = {}
+        self._plain_headers: dict[tuple[bool, bool, str], Mapping[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"<Requester base_url={self.base_url!r} api_version={self.api_version!r}>"
@@ -389,7 +389,9 @@ class Requester:
             if headers is None:
                 if len(self._plain_headers) >= 64:  # many per-call api_versions: start over
                     self._plain_headers.clear()
-                headers = self._plain_headers[key] = self._build_headers(call)
+                # Read-only, and a multidict already: aiohttp copies it without converting.
+                headers = CIMultiDictProxy(CIMultiDict(self._build_headers(call)))
+                self._plain_headers[key] = headers
             return headers
         return self._build_headers(call)
 
