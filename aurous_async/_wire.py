@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import linecache
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ T = TypeVar("T")
 #: A cattrs structure hook: ``hook(value, type)``.
 Hook = Callable[[Any, Any], Any]
 
+_ISO_Z = sys.version_info >= (3, 11)
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
@@ -78,7 +80,8 @@ def parse_datetime(value: object) -> datetime:
         and value.isascii()
     ):
         try:
-            return datetime.fromisoformat(value[:19] + "+00:00")
+            # 3.11 reads the "Z" itself; 3.10 needs it spelled as an offset.
+            return datetime.fromisoformat(value if _ISO_Z else value[:19] + "+00:00")
         except ValueError:
             pass  # e.g. February 30th: the general parser words the error
     if isinstance(value, datetime):
