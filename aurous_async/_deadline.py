@@ -42,7 +42,7 @@ class Deadlines:
     def __init__(self) -> None:
         self._groups: dict[float, _Group] = {}
 
-    def limit(self, timeout: float, *, deferred: bool = False) -> _Limit | _ScopeLimit:
+    def limit(self, timeout: float, *, deferred: bool = False) -> _Limit | _Deferred | _ScopeLimit:
         """A ``with`` block ending at ``timeout`` seconds of loop time from its start.
 
         ``deferred``: armed only by ``arm()`` (then for the same end), not on entry.
@@ -51,13 +51,13 @@ class Deadlines:
             return _ScopeLimit(timeout)
         loop = asyncio.get_running_loop()
         if deferred:
-            return _Limit(None, loop, loop.time() + timeout)
+            return _Deferred(loop, loop.time() + timeout)
         group = self._groups.get(timeout)
         if group is None or group.loop is not loop:
             if len(self._groups) >= _IDLE_GROUPS_KEPT:
                 self._drop_idle_groups()
             group = self._groups[timeout] = _Group(loop)
-        return _Limit(group, loop, loop.time() + timeout)
+        return _Limit(group, loop.time() + timeout)
 
     def _drop_idle_groups(self) -> None:
         """Forget groups with no call in flight (callers computing a fresh timeout for
@@ -106,13 +106,12 @@ class _Group:
 
 
 class _Limit:
-    """One call's deadline (Python 3.11+): in a group, or deferred (``group`` is None)."""
+    """One call's deadline (Python 3.11+), in its group's timer or (armed late) its own."""
 
-    __slots__ = ("_cancelling", "_group", "_loop", "_task", "_timer", "expired", "when")
+    __slots__ = ("_cancelling", "_group", "_task", "_timer", "expired", "when")
 
-    def __init__(self, group: _Group | None, loop: asyncio.AbstractEventLoop, when: float) -> None:
+    def __init__(self, group: _Group | None, when: float) -> None:
         self._group = group
-        self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
         self.when = when
         self.expired = False
@@ -128,10 +127,11 @@ class _Limit:
         return self
 
     def arm(self) -> None:
-        """Arm a deferred deadline for its original end (at once if that has passed);
-        nothing for one already armed."""
-        if self._group is None and self._timer is None and not self.expired:
-            self._timer = self._loop.call_at(self.when, self.expire)
+        """Armed on entry already."""
+
+    def fire_alone(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire at ``when`` on a timer of its own (a limit in no group)."""
+        self._timer = loop.call_at(self.when, self.expire)
 
     def expire(self) -> None:
         self.expired = True
@@ -153,6 +153,41 @@ class _Limit:
         # only if no other cancellation was requested meanwhile.
         if self._task.uncancel() <= self._cancelling and isinstance(exc, asyncio.CancelledError):
             raise TimeoutError from exc
+
+
+class _Deferred:
+    """A deadline armed only by ``arm()``, for the end it had from its start (3.11+).
+
+    Until then it is nothing but that end: the ``_Limit`` (on its own timer, since it
+    joins no group's order) is made when armed. Arming happens just before the call
+    awaits something; a cancellation requested before that point would have been
+    delivered at an earlier await, so the task's cancel count then is its count on entry.
+    """
+
+    __slots__ = ("_limit", "_loop", "when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._loop = loop
+        self._limit: _Limit | None = None
+        self.when = when
+
+    def __enter__(self) -> _Deferred:
+        return self
+
+    def arm(self) -> None:
+        """Arm the deadline (at once if its end has passed); nothing if armed already."""
+        if self._limit is None:
+            self._limit = _Limit(None, self.when).__enter__()
+            self._limit.fire_alone(self._loop)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._limit is not None:
+            self._limit.__exit__(exc_type, exc, tb)
 
 
 class _ScopeLimit:

@@ -110,14 +110,16 @@ class Reply(NamedTuple):
         return f"Reply(response={self.response!r})"
 
 
-@attrs.define
 class _Progress:
-    """What happened so far in one logical call."""
+    """What happened so far in one logical call (one per call: a plain slotted class)."""
 
-    attempts: int = 0
-    #: An attempt may have reached the server and been processed.
-    ambiguous: bool = False
-    last_error: AurousError | None = None
+    __slots__ = ("ambiguous", "attempts", "last_error")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        #: An attempt may have reached the server and been processed.
+        self.ambiguous = False
+        self.last_error: AurousError | None = None
 
 
 class Requester:
