@@ -20,7 +20,6 @@ too: msgspec checks the fields it reads, not the unknown ones it skips.
 from __future__ import annotations
 
 import inspect
-import linecache
 import types
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +44,7 @@ from ._wire import (
     _structure_str,
     _tuple_item,
     _value_hook,
+    define_generated,
 )
 
 __all__ = ["body_parser"]
@@ -76,21 +76,19 @@ def _make_parser(cls: type) -> Callable[[bytes], object]:
     except _Unsupported:
         return _json.loads
     decode = _bind(names, "decode", msgspec.json.Decoder(build.struct).decode)
-    source = "\n".join(
-        [
-            f"def parse_{cls.__name__}(body):",
-            "    if not body.isascii():",
-            "        try:",
-            "            body.decode()",
-            "        except UnicodeDecodeError:",
-            "            return loads(body)",
-            "    try:",
-            f"        return {build.function}({decode}(body))",
-            "    except Exception:",
-            "        return loads(body)",
-        ]
-    )
-    return _compile(source, f"parse_{cls.__name__}", cls, names)  # type: ignore[return-value]
+    lines = [
+        f"def parse_{cls.__name__}(body):",
+        "    if not body.isascii():",
+        "        try:",
+        "            body.decode()",
+        "        except UnicodeDecodeError:",
+        "            return loads(body)",
+        "    try:",
+        f"        return {build.function}({decode}(body))",
+        "    except Exception:",
+        "        return loads(body)",
+    ]
+    return _define(lines, f"parse_{cls.__name__}", cls, names)  # type: ignore[return-value]
 
 
 class _Unsupported(Exception):
@@ -135,7 +133,7 @@ def _mirror(cls: type, names: dict[str, object]) -> _Build:
         )
     except (TypeError, ValueError) as exc:  # e.g. a field name msgspec reserves
         raise _Unsupported(cls) from exc
-    _compile("\n".join(lines), function, cls, names)
+    _define(lines, function, cls, names)
     return _Build(struct, function)
 
 
@@ -249,9 +247,6 @@ def _member_slots(cls: type, fields: tuple[attrs.Attribute[Any], ...]) -> dict[s
     return {name: slot.__set__ for name, slot in slots.items()}
 
 
-def _compile(source: str, function: str, cls: type, names: dict[str, object]) -> object:
+def _define(lines: list[str], function: str, cls: type, names: dict[str, object]) -> object:
     filename = f"<aurous_async._typed_body {function} for {cls.__module__}.{cls.__qualname__}>"
-    source += "\n"
-    exec(compile(source, filename, "exec"), names)
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    return names[function]
+    return define_generated(lines, filename, names, function)

@@ -310,13 +310,22 @@ def _generate_decoder(conv: cattrs.Converter, cls: Any, fields: list[attrs.Attri
     for field in sorted(fields, key=lambda field: field.default is attrs.NOTHING):
         lines += ["    " + line for line in _read_field(conv, field, names)]
     lines.append(f"    return model({_init_arguments(cls, fields)})")
-    source = "\n".join(lines) + "\n"
     filename = f"<aurous_async._wire decoder for {cls.__module__}.{cls.__qualname__}>"
-    exec(compile(source, filename, "exec"), names)
-    # Tracebacks and debuggers show the generated lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    decoder: Hook = names[function]  # type: ignore[assignment]
+    decoder: Hook = define_generated(lines, filename, names, function)  # type: ignore[assignment]
     return decoder
+
+
+def define_generated(
+    lines: list[str], filename: str, names: dict[str, object], function: str
+) -> object:
+    """Run generated source lines in ``names`` and return the function they define.
+
+    The source is registered under ``filename``, so tracebacks and debuggers show it.
+    """
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, filename, "exec"), names)
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    return names[function]
 
 
 def _read_field(

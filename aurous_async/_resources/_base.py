@@ -62,12 +62,7 @@ class Resource:
 def decode(reply: Reply, cls: type[T]) -> T:
     """Structure a reply's JSON into ``cls`` (or take the model ``body_parser(cls)``
     built) and attach the request id."""
-    return _decoder(cls)(reply)
-
-
-def _decoder(cls: type[T]) -> Callable[[Reply], T]:
-    """``decode`` into ``cls`` as a one-argument function, its hook resolved once."""
-    return _model_reading(cls)[0]
+    return _model_reading(cls)[0](reply)
 
 
 def _model_reading(cls: type[T]) -> tuple[Callable[[Reply], T], Callable[[bytes], object]]:
@@ -75,16 +70,12 @@ def _model_reading(cls: type[T]) -> tuple[Callable[[Reply], T], Callable[[bytes]
     known = _READING.get(cls)
     if known is None:
         structure_data = decoder(cls)
-        has_request_id = _has_request_id(cls)
 
         def decode_reply(reply: Reply) -> T:
             data = reply.data
             # ``body_parser(cls)`` may have built the model already; JSON data never is one.
             value = data if type(data) is cls else structure_data(data)
-            if has_request_id and reply.response.request_id is not None:
-                # Set in place: nothing else references the fresh value yet.
-                object.__setattr__(value, "request_id", reply.response.request_id)
-            return value
+            return _attach_request_id(value, reply.response.request_id)
 
         known = _READING[cls] = (decode_reply, body_parser(cls))
     return known
