@@ -355,11 +355,11 @@ def cancel_call(id: str, timeout: float | None, api_version: str | None = None) 
 def _generation_call(
     method: str, path: str, route: str, timeout: float | None, api_version: str | None
 ) -> Call:
-    return Call(
-        method=method,
-        path=path,
-        route=route,
-        idempotent=True,
-        timeout=timeout,
-        api_version=api_version,
-    )
+    """``Call(method=..., path=..., route=..., idempotent=True, timeout=...,
+    api_version=...)``, built from a tuple: binding the keywords of a 16-field tuple
+    costs about 1 us, on every ``get`` and every poll."""
+    return Call._make((method, path, route, *_IDEMPOTENT_MIDDLE, timeout, api_version))
+
+
+#: The fields of an idempotent call between ``route`` and ``timeout``, as keywords leave them.
+_IDEMPOTENT_MIDDLE = Call(method="", path="", route="", idempotent=True)[3:-2]

@@ -197,7 +197,9 @@ class Requester:
         # sooner, the deadline need not be armed; it is before any other wait.
         deferred = call.expect_json and self.transport.attempt_bound < timeout
         try:
-            with self._deadlines.limit(timeout, deferred=deferred) as deadline:
+            with self._deadlines.limit(
+                timeout, deferred=deferred, loop=self.transport.loop
+            ) as deadline:
                 # The retry plan is made on the first failure; its deadline counts from here.
                 started_at = self.clock.time()
                 plan: RetryPlan | None = None

@@ -128,6 +128,9 @@ class Transport:
         self.attempt_bound = math.inf if read_timeout is None else read_timeout + 1.0
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        #: The event loop the pool was made in, once used: calls must run in it (aiohttp
+        #: refuses a request from another loop).
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -147,6 +150,7 @@ class Transport:
                 limit_per_host=self._max_connections_per_host,
                 keepalive_timeout=self._keepalive_expiry,
             )
+            self.loop = asyncio.get_running_loop()
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,

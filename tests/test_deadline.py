@@ -184,3 +184,28 @@ async def test_a_deferred_deadline_ending_in_time_leaves_nothing_armed() -> None
         deadline.arm()
     await asyncio.sleep(0.04)
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_a_deferred_deadline_takes_its_start_from_the_loop_it_is_given() -> None:
+    """The caller's loop spares a running-loop lookup; only its time is read, and the
+    deadline is armed on the running loop."""
+
+    class Stopped:  # a loop whose clock stands at 100 s; nothing may be scheduled on it
+        def time(self) -> float:
+            return 100.0
+
+    deadlines = Deadlines()
+    running = asyncio.get_running_loop()
+    with deadlines.limit(2.5, deferred=True, loop=Stopped()) as deadline:  # type: ignore[arg-type]
+        assert deadline.when == 102.5
+    armed_at = running.time()
+
+    async def call() -> None:
+        with deadlines.limit(0.01, deferred=True, loop=running) as deadline:
+            deadline.arm()
+            await _hang()
+
+    with pytest.raises(TimeoutError):
+        await call()
+    assert running.time() - armed_at < 0.05
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]

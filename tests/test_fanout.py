@@ -46,3 +46,29 @@ async def test_500_concurrent_creates_pace_without_429_storms_or_duplicates() ->
         state = client.rate_limits["images_post"]
         assert state.limit == 120
         assert state.in_flight == 0
+
+
+@pytest.mark.parametrize(("timeout", "api_version"), [(None, None), (5.0, "2026-05-15")])
+def test_generation_calls_built_from_a_tuple_equal_their_keyword_form(
+    timeout: float | None, api_version: str | None
+) -> None:
+    """``fetch_call``/``cancel_call`` skip keyword binding; the fields must still line up."""
+    from aurous_async._fanout import cancel_call, fetch_call
+    from aurous_async._requester import Call
+
+    assert fetch_call("img_1", timeout, api_version) == Call(
+        method="GET",
+        path="/v1/images/img_1",
+        route="/v1/images/{id}",
+        idempotent=True,
+        timeout=timeout,
+        api_version=api_version,
+    )
+    assert cancel_call("img 1", timeout, api_version) == Call(
+        method="POST",
+        path="/v1/images/img%201/cancel",
+        route="/v1/images/{id}/cancel",
+        idempotent=True,
+        timeout=timeout,
+        api_version=api_version,
+    )

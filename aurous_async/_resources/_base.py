@@ -30,6 +30,8 @@ T = TypeVar("T")
 
 def path_id(value: str, param: str = "id") -> str:
     """Check an id (or slug) and quote it for use as one path segment."""
+    if type(value) is str and value.isidentifier() and value.isascii():
+        return value  # the usual id ("img_01..."): letters, digits and "_", nothing to quote
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(f"{param} must be a non-empty string", param=param)
     if (value.isascii() and value.replace("_", "").isalnum()) or _UNRESERVED.fullmatch(value):
