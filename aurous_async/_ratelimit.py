@@ -174,7 +174,8 @@ class RateLimit(NamedTuple):
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:
             return None
-        return cls(limit, remaining, reset, retry_after)  # positional: keywords cost more
+        # Not ``cls(...)``: a NamedTuple's own ``__new__`` costs ~0.2 us more per call.
+        return tuple.__new__(cls, (limit, remaining, reset, retry_after))
 
 
 # --- buckets ---------------------------------------------------------------------------
@@ -520,7 +521,10 @@ class Governor:
 
     def _take(self, state: _Bucket, now: float) -> Permit:
         state.issued += 1
-        permit = Permit(state.name, state.issued, now, state.settled, state.refused)
+        # ``tuple.__new__``: a NamedTuple's own ``__new__`` costs ~0.2 us more per call.
+        permit = tuple.__new__(
+            Permit, (state.name, state.issued, now, state.settled, state.refused)
+        )
         state.in_flight[permit.seq] = permit
         return permit
 

@@ -310,7 +310,8 @@ class Requester:
         if not call.expect_json:
             return Reply(response, None)
         try:
-            return Reply(response, parse(response.body))
+            # Not ``Reply(...)``: a NamedTuple's own ``__new__`` costs ~0.2 us more per call.
+            return tuple.__new__(Reply, (response, parse(response.body)))
         except ValueError:
             pass
         # A garbled 2xx body is a transport failure in disguise: the request was
