@@ -97,7 +97,7 @@ def header(quick: bool, names: Sequence[str]) -> str:
             f"{_version('aurous-async')} |",
             f"| mode | {mode}; sections: {', '.join(names)} |",
             "",
-            "Reproduce: `nox -s bench` (full, about 10 minutes; `nox -s bench -- --quick` for a "
+            "Reproduce: `nox -s bench` (full, about 15 minutes; `nox -s bench -- --quick` for a "
             "2-minute smoke run), or `.venv/bin/python -m benchmarks [--quick] [--only NAME]` "
             "from a checkout with `pip install -e '.[dev,bench]'`.",
             "",
