@@ -56,19 +56,17 @@ def test_generation_calls_built_from_a_tuple_equal_their_keyword_form(
     from aurous_async._fanout import cancel_call, fetch_call
     from aurous_async._requester import Call
 
-    assert fetch_call("img_1", timeout, api_version) == Call(
-        method="GET",
-        path="/v1/images/img_1",
-        route="/v1/images/{id}",
-        idempotent=True,
-        timeout=timeout,
-        api_version=api_version,
-    )
-    assert cancel_call("img 1", timeout, api_version) == Call(
-        method="POST",
-        path="/v1/images/img%201/cancel",
-        route="/v1/images/{id}/cancel",
-        idempotent=True,
-        timeout=timeout,
-        api_version=api_version,
-    )
+    built = [fetch_call("img_1", timeout, api_version), cancel_call("img 1", timeout, api_version)]
+    expected = [
+        ("GET", "/v1/images/img_1", "/v1/images/{id}"),
+        ("POST", "/v1/images/img%201/cancel", "/v1/images/{id}/cancel"),
+    ]
+    for call, (method, path, route) in zip(built, expected, strict=True):
+        assert call == Call(
+            method=method,
+            path=path,
+            route=route,
+            idempotent=True,
+            timeout=timeout,
+            api_version=api_version,
+        )
