@@ -174,7 +174,7 @@ class RateLimit(NamedTuple):
             reset += _system_time() if now is None else now
         if limit is None and remaining is None and reset is None and retry_after is None:
             return None
-        # Not ``cls(...)``: a NamedTuple's own ``__new__`` costs ~0.2 us more per call.
+        # ``tuple.__new__`` skips the NamedTuple's generated ``__new__`` (~0.2 us a call).
         return tuple.__new__(cls, (limit, remaining, reset, retry_after))
 
 
@@ -521,7 +521,7 @@ class Governor:
 
     def _take(self, state: _Bucket, now: float) -> Permit:
         state.issued += 1
-        # ``tuple.__new__``: a NamedTuple's own ``__new__`` costs ~0.2 us more per call.
+        # ``tuple.__new__`` skips the NamedTuple's generated ``__new__`` (~0.2 us a call).
         permit = tuple.__new__(
             Permit, (state.name, state.issued, now, state.settled, state.refused)
         )
