@@ -34,8 +34,8 @@ def path_id(value: str, param: str = "id") -> str:
         return value  # the usual id ("img_01..."): letters, digits and "_", nothing to quote
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(f"{param} must be a non-empty string", param=param)
-    if (value.isascii() and value.replace("_", "").isalnum()) or _UNRESERVED.fullmatch(value):
-        return value  # nothing to quote (the usual id: letters, digits and "_")
+    if _UNRESERVED.fullmatch(value):
+        return value  # nothing to quote (e.g. an id that starts with a digit, a slug)
     return quote(value, safe="")
 
 
