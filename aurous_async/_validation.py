@@ -8,14 +8,18 @@ contract leaves open is left to the server.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import struct
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
+import attrs
+
 from ._errors import InvalidParameterError
+from .models import CharacterAttributes, LoraWeight
 
 __all__ = [
     "CHARACTER_ATTRIBUTES",
@@ -48,11 +52,13 @@ __all__ = [
     "integer",
     "items",
     "ledger_type",
+    "lora_stack",
     "metadata",
     "non_empty",
     "number",
     "output_index",
     "page_limit",
+    "parameter_object",
     "pose",
     "string",
     "together",
@@ -265,6 +271,79 @@ def metadata(
     return value
 
 
+def parameter_object(
+    value: object,
+    param: str,
+    model: type,
+    *,
+    required: Collection[str] = (),
+    position: str | None = None,
+) -> dict[str, object]:
+    """A typed parameter object (an instance of the attrs class ``model``) or its dict
+    form, as a dict of the fields that are set (not ``None``).
+
+    A dict may hold only ``model``'s field names; each name in ``required`` must be set.
+    Values are not checked here.
+
+    Args:
+        value: what the caller passed.
+        param: the parameter to blame (a bad key ``k`` is blamed as ``<param>.k``).
+        model: the typed form.
+        required: the fields that must be set.
+        position: which item of a list ``value`` is (``"loras[2]"``), for the message.
+    """
+    names = tuple(field.name for field in attrs.fields(model))
+    where = f" (in {position})" if position else ""
+    if isinstance(value, model):
+        fields = {name: getattr(value, name) for name in names}
+    elif isinstance(value, Mapping):
+        for key in value:
+            if key not in names:
+                raise _fail(
+                    f"{param}.{key}" if isinstance(key, str) else param,
+                    f"unknown key {key!r}{where}; allowed keys: {', '.join(names)}",
+                )
+        fields = dict(value)
+    else:
+        subject = f"{position} " if position else ""
+        raise _fail(
+            param,
+            f"{subject}must be a {model.__name__} or a dict, got {type(value).__name__}",
+        )
+    for name in required:
+        if fields.get(name) is None:
+            raise _fail(f"{param}.{name}", f"missing required key {name!r}{where}")
+    return {name: item for name, item in fields.items() if item is not None}
+
+
+@contextlib.contextmanager
+def _located(position: str) -> Iterator[None]:
+    """Add which list item is at fault to the message of a refusal raised inside."""
+    try:
+        yield
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{exc.message} (in {position})", param=exc.param) from None
+
+
+def lora_stack(loras: object) -> list[dict[str, object]]:
+    """A LoRA stack as its wire entries ``{"lora": ..., "weight": ...}`` (A6).
+
+    1-4 entries, each a ``models.LoraWeight`` or a dict with its keys (``weight``
+    defaults to 1.0, as in ``LoraWeight``), weights 0.0-2.0.
+    """
+    stack: list[dict[str, object]] = []
+    default_weight = attrs.fields(LoraWeight).weight.default
+    for index, entry in enumerate(items(loras, "loras", min_len=1, max_len=4)):
+        position = f"loras[{index}]"
+        fields = parameter_object(entry, "loras", LoraWeight, required=("lora",), position=position)
+        weight = fields.get("weight", default_weight)
+        with _located(position):
+            string(fields["lora"], "loras.lora")
+            number(weight, "loras.weight", ge=0.0, le=2.0)
+        stack.append({"lora": fields["lora"], "weight": weight})
+    return stack
+
+
 # --- request parts ---------------------------------------------------------------------
 
 
@@ -322,7 +401,7 @@ def image_request(
 ) -> None:
     """The documented constraints of an image create or estimate (§8.3, A5-A7).
 
-    ``loras`` items need ``lora`` and ``weight`` attributes (``models.LoraWeight``).
+    ``loras`` items are ``models.LoraWeight`` objects or their dicts (``lora_stack``).
     ``webhook_url`` may be ``http`` or ``https``: its scheme rules are not documented.
     """
     _prompt(prompt, "prompt")
@@ -342,9 +421,7 @@ def image_request(
     if lora_id is not None:
         string(lora_id, "lora_id")
     if loras is not None:
-        for stacked in items(loras, "loras", min_len=1, max_len=4):
-            string(getattr(stacked, "lora", None), "loras.lora")
-            number(getattr(stacked, "weight", None), "loras.weight", ge=0.0, le=2.0)
+        lora_stack(loras)
     if character_id is not None:
         string(character_id, "character_id")
     if steps is not None:
@@ -513,28 +590,22 @@ def pose(value: object) -> None:
     choice(value, "pose", POSES)
 
 
-def character_attributes(attributes: object) -> None:
-    """The v1.0 attribute set: known keys only, ``age`` an integer, the rest strings.
+def character_attributes(attributes: object) -> dict[str, object] | None:
+    """The v1.0 attribute set as its wire object: known keys only, ``age`` an integer,
+    the rest strings; ``None`` passes.
 
-    ``attributes`` is a mapping or a ``models.CharacterAttributes``.
+    ``attributes`` is a ``models.CharacterAttributes`` or a dict with its keys; keys
+    set to ``None`` are left out.
     """
     if attributes is None:
-        return
-    if not isinstance(attributes, Mapping):
-        if not hasattr(attributes, "additional_details"):
-            raise _fail("attributes", "must be a mapping or CharacterAttributes")
-        attributes = {
-            name: getattr(attributes, name)
-            for name in CHARACTER_ATTRIBUTES
-            if getattr(attributes, name) is not None
-        }
-    for key, value in attributes.items():
-        if key not in CHARACTER_ATTRIBUTES:
-            raise _fail(f"attributes.{key}", f"is not one of {', '.join(CHARACTER_ATTRIBUTES)}")
+        return None
+    fields = parameter_object(attributes, "attributes", CharacterAttributes)
+    for key, value in fields.items():
         if key == "age":
             integer(value, "attributes.age", ge=0)
         else:
             string(value, f"attributes.{key}")
+    return fields
 
 
 def character_create(

@@ -1,18 +1,23 @@
-"""An aiohttp webhook receiver: verify, deduplicate, dispatch (contract A11, §12.3).
+"""A webhook receiver for any web framework: verify, deduplicate, dispatch (A11, §12.3).
 
-A thin shell around the pure ``verify``: the only webhook code that does I/O. Public
-through ``aurous_async.webhooks``.
+A thin shell around the pure ``verify``. ``WebhookReceiver.handle(body, headers)`` does
+the work and says what to answer; ``app()`` and ``handle(request)`` adapt it to
+``aiohttp.web``, which is imported only when they are used. Public through
+``aurous_async.webhooks``.
 """
 
 from __future__ import annotations
 
 import collections
 import inspect
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, overload
 
 import anyio
-from aiohttp import web
+import attrs
 
 from ._clock import Clock, SystemClock
 from ._webhook_verify import (
@@ -24,7 +29,10 @@ from ._webhook_verify import (
 )
 from .models import EventType
 
-__all__ = ["EventCallback", "WebhookReceiver"]
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["EventCallback", "WebhookReceiver", "WebhookResponse"]
 
 logger = logging.getLogger("aurous_async.webhooks")
 
@@ -48,12 +56,36 @@ async def _call(callback: EventCallback, event: Event) -> None:
         await result
 
 
-def _reply(status: int, body: dict[str, object]) -> web.Response:
-    return web.json_response(body, status=status)
+_JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": "application/json"})
+
+
+@attrs.frozen
+class WebhookResponse:
+    """What to answer a webhook delivery with, in any web framework.
+
+    ``200``: handled, or a duplicate of an event already handled. ``400``: rejected
+    (bad signature, stale timestamp, not an event); Aurous does not retry it. ``500``: a
+    callback failed; Aurous retries the delivery later.
+
+    Attributes:
+        status: the HTTP status to answer.
+        body: the JSON body to answer, as bytes (it never contains a secret).
+        headers: the response headers (``Content-Type: application/json``).
+        event: the verified event; ``None`` when the delivery was rejected.
+    """
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = _JSON_HEADERS
+    event: Event | None = None
+
+
+def _response(status: int, body: dict[str, object], event: Event | None) -> WebhookResponse:
+    return WebhookResponse(status, json.dumps(body).encode(), event=event)
 
 
 class WebhookReceiver:
-    """Receive signed Aurous webhook deliveries in an ``aiohttp.web`` application.
+    """Receive signed Aurous webhook deliveries, in any web framework.
 
     Each delivery is verified (400 and a short JSON error if it fails), deduplicated by
     event id (a redelivery of an event already handled answers 200 and dispatches
@@ -64,6 +96,11 @@ class WebhookReceiver:
     ```python
     receiver = WebhookReceiver(os.environ["AUROUS_WEBHOOK_SECRET"])
     receiver.on("image.completed", save_outputs)  # sync or async
+
+    # any framework: pass the raw body and the headers, answer what comes back
+    answer = await receiver.handle(raw_body, request_headers)
+
+    # aiohttp.web: a ready application
     web.run_app(receiver.app("/webhooks"))
     ```
 
@@ -128,27 +165,61 @@ class WebhookReceiver:
 
     def app(self, path: str = "/webhooks") -> web.Application:
         """A new ``aiohttp.web.Application`` that receives deliveries at ``POST path``."""
+        from aiohttp import web
+
         application = web.Application()
         application.router.add_post(path, self.handle)
         return application
 
-    async def handle(self, request: web.Request) -> web.Response:
-        """Answer one delivery: 200 handled (or a duplicate), 400 rejected, 500 retry me."""
-        body = await request.read()
+    @overload
+    async def handle(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse: ...
+
+    @overload
+    async def handle(self, body: web.BaseRequest) -> web.Response: ...
+
+    async def handle(
+        self, body: bytes | web.BaseRequest, headers: Mapping[str, str] | None = None
+    ) -> WebhookResponse | web.Response:
+        """Answer one delivery: 200 handled (or a duplicate), 400 rejected, 500 retry me.
+
+        ``handle(raw_body, headers)`` works in any framework and returns a
+        ``WebhookResponse`` to send back. ``handle(request)`` takes an
+        ``aiohttp.web`` request and returns its ``aiohttp.web.Response``, so it can be
+        a route handler as it is.
+
+        Args:
+            body: the raw request body, byte for byte (not re-serialized JSON); or an
+                ``aiohttp.web`` request.
+            headers: the request headers (names match case-insensitively); with a
+                raw body only.
+        """
+        if headers is not None:
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise TypeError("handle(body, headers) needs the raw request body as bytes")
+            return await self._answer(bytes(body), headers)
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError("handle(body, headers) needs the request headers too")
+        return await self._answer_aiohttp(body)
+
+    async def _answer_aiohttp(self, request: web.BaseRequest) -> web.Response:
+        from aiohttp import web
+
+        answer = await self._answer(await request.read(), request.headers)
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+
+    async def _answer(self, body: bytes, headers: Mapping[str, str]) -> WebhookResponse:
         try:
             event = verify(
-                body,
-                request.headers,
-                self._secrets,
-                tolerance=self._tolerance,
-                now=self._clock.time(),
+                body, headers, self._secrets, tolerance=self._tolerance, now=self._clock.time()
             )
         except WebhookVerificationError as exc:
             logger.warning("rejected a webhook delivery: %s", exc.reason.value)
-            return _reply(400, {"error": {"code": exc.reason.value, "message": exc.message}})
+            error = {"code": exc.reason.value, "message": exc.message}
+            return _response(400, {"error": error}, None)
         if await self._receive(event):
-            return _reply(200, {"received": True})
-        return _reply(500, {"error": {"code": "handler_failed", "message": "retry later"}})
+            return _response(200, {"received": True}, event)
+        error = {"code": "handler_failed", "message": "retry later"}
+        return _response(500, {"error": error}, event)
 
     async def _receive(self, event: Event) -> bool:
         """Dispatch ``event`` unless it was handled already; whether it is handled now."""

@@ -24,7 +24,7 @@ import attrs
 from . import _json, _wire
 from ._errors import AurousError
 from ._ratelimit import get_header
-from .models import Balance, Character, EventType, Generation, WebhookEndpoint
+from .models import Balance, Character, EventType, Generation, WebhookEndpoint, _WireModel
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -225,12 +225,15 @@ def _family(event_type: EventType) -> str:
 
 
 @attrs.frozen
-class Event:
+class Event(_WireModel):
     """One verified webhook delivery: the "AurousEvent" envelope (contract A11).
 
     ``type`` keeps values this SDK version does not know (``EventType("x.y")``), and
     ``data`` is the raw resource. The typed accessors decode ``data`` on each access,
     raising ``ValueError`` if it does not fit the model.
+
+    ``to_dict()``/``to_json()`` give the envelope back as JSON data and ``from_dict``
+    reads it again, to pass a verified event on to another process.
 
     Attributes:
         id: the ``evt_...`` id, the same on every retry of one delivery: deduplicate on it.
@@ -279,7 +282,7 @@ class Event:
 
 
 @attrs.frozen
-class Callback:
+class Callback(_WireModel):
     """A per-generation ``webhook_url`` callback: ``{event, data}`` (contract A12, §8.8).
 
     Attributes:

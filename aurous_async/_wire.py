@@ -24,6 +24,7 @@ never succeed differently: any failure only sends the body to the detailed conve
 
 from __future__ import annotations
 
+import json
 import linecache
 import re
 import sys
@@ -45,6 +46,8 @@ __all__ = [
     "format_datetime",
     "parse_datetime",
     "structure",
+    "to_json_data",
+    "to_json_text",
     "unstructure",
 ]
 
@@ -440,9 +443,38 @@ def _configure(
     return conv
 
 
+def _unstructure_enum(member: OpenStrEnum) -> str:
+    # A plain ``str``, so the data is JSON to any encoder, not only to ``json``.
+    return str.__str__(member._value_)
+
+
+def _unstructure_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {key: converter.unstructure(item) for key, item in value.items()}
+
+
+def _unstructure_tuple(value: tuple[Any, ...]) -> list[Any]:
+    return [converter.unstructure(item) for item in value]
+
+
+def _unstructure_object(value: object) -> object:
+    # A field typed ``object`` (free-form data) holds anything: go by what it is.
+    return value if type(value) is object else converter.unstructure(value)
+
+
+def _is_other_mapping(tp: Any) -> bool:
+    """Whether ``tp`` is a mapping class other than ``dict`` (a ``MappingProxyType``...)."""
+    return isinstance(tp, type) and tp is not dict and issubclass(tp, Mapping)
+
+
 converter = _configure(cattrs.Converter(), _structure_attrs)
 converter.register_unstructure_hook(datetime, format_datetime)
+converter.register_unstructure_hook(OpenStrEnum, _unstructure_enum)
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)
+# Free-form data (``metadata``, an event's ``data``) is unstructured by its runtime type:
+# read-only mappings and tuples become what JSON has, dicts and lists.
+converter.register_unstructure_hook_func(lambda t: t is object, _unstructure_object)
+converter.register_unstructure_hook_func(_is_other_mapping, _unstructure_mapping)
+converter.register_unstructure_hook_func(lambda t: t is tuple, _unstructure_tuple)
 #: Decodes; ``converter`` (detailed validation) runs only to explain a failure.
 _fast = _configure(cattrs.Converter(detailed_validation=False), _generated_decoders)
 
@@ -499,6 +531,22 @@ def unstructure(obj: object, *, drop_none: bool = False) -> Any:
     """
     data = converter.unstructure(obj)
     return _without_none(data) if drop_none else data
+
+
+def to_json_data(model: object) -> dict[str, object]:
+    """A model as JSON-ready data in its wire shape (``Model.to_dict``).
+
+    Only ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` and ``None`` appear in
+    it, so any JSON encoder (``json``, orjson, FastAPI's) writes it as the API would.
+    """
+    data: dict[str, object] = converter.unstructure(model)
+    return data
+
+
+def to_json_text(model: object, *, indent: int | None = 2) -> str:
+    """A model as JSON text (``Model.to_json``); ``indent=None`` for one compact line."""
+    separators = (",", ": ") if indent is not None else (",", ":")
+    return json.dumps(to_json_data(model), indent=indent, separators=separators, ensure_ascii=False)
 
 
 def _without_none(data: Any) -> Any:

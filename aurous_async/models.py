@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 import attrs
 
@@ -27,6 +27,7 @@ __all__ = [
     "BillingMode",
     "Character",
     "CharacterAttributes",
+    "CharacterAttributesDict",
     "CharacterRef",
     "CharacterStatus",
     "Cost",
@@ -44,6 +45,7 @@ __all__ = [
     "Lora",
     "LoraRef",
     "LoraWeight",
+    "LoraWeightDict",
     "MediaType",
     "OpenStrEnum",
     "Pose",
@@ -86,6 +88,58 @@ class OpenStrEnum(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+_M = TypeVar("_M", bound="_WireModel")
+
+
+class _WireModel:
+    """What every model can do to leave the process: ``to_dict``, ``to_json``, ``from_dict``.
+
+    The conversions are the SDK's wire rules (``_wire``), so ``Model.from_dict(m.to_dict())
+    == m`` for every model ``m``.
+    """
+
+    # No instance dict: the models stay slotted.
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """This model as JSON-ready data, in the shape the API sends.
+
+        Field names are the API's; timestamps are RFC 3339 UTC strings with ``Z``
+        (``"2026-05-04T10:00:14Z"``); enums are their string values (unknown ones as
+        they came); nested models are dicts and sequences are lists; unset optional
+        fields are ``None``. ``request_id`` is not part of the body and is left out.
+        A ``WebhookEndpoint`` from a create or rotate answer includes its ``secret``.
+        """
+        # Imported here: ``_wire`` imports this module.
+        from ._wire import to_json_data
+
+        return to_json_data(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """``to_dict()`` as JSON text.
+
+        Args:
+            indent: spaces per nesting level; ``None`` for compact text on one line.
+        """
+        from ._wire import to_json_text
+
+        return to_json_text(self, indent=indent)
+
+    @classmethod
+    def from_dict(cls: type[_M], data: Mapping[str, object]) -> _M:
+        """Read a model back from ``to_dict()`` output (or the API's JSON for it).
+
+        Unknown keys are ignored and ``None`` means the field's default, as for
+        responses.
+
+        Raises:
+            ValueError: ``data`` does not fit the model; the message names the fields.
+        """
+        from ._wire import structure
+
+        return structure(data, cls)
 
 
 # --- enums -----------------------------------------------------------------------------
@@ -189,7 +243,7 @@ class EventType(OpenStrEnum):
 
 
 @attrs.frozen
-class LoraWeight:
+class LoraWeight(_WireModel):
     """One entry of a multi-LoRA stack (contract A6).
 
     Args:
@@ -201,11 +255,23 @@ class LoraWeight:
     weight: float = 1.0
 
 
+class _LoraWeightKeys(TypedDict):
+    lora: str
+
+
+class LoraWeightDict(_LoraWeightKeys, total=False):
+    """A ``LoraWeight`` written as a dict, accepted wherever a ``LoraWeight`` is:
+    ``{"lora": "golden-hour-photography", "weight": 0.8}`` (``weight`` defaults to 1.0).
+    """
+
+    weight: float
+
+
 # --- generations -----------------------------------------------------------------------
 
 
 @attrs.frozen
-class CostBreakdown:
+class CostBreakdown(_WireModel):
     """The lines of a cost, in credits."""
 
     base: float | None = None
@@ -213,7 +279,7 @@ class CostBreakdown:
 
 
 @attrs.frozen
-class Cost:
+class Cost(_WireModel):
     """A cost in credits: held while a generation runs, charged once it is terminal."""
 
     amount: float
@@ -222,7 +288,7 @@ class Cost:
 
 
 @attrs.frozen
-class LoraRef:
+class LoraRef(_WireModel):
     """A style resolved for a generation (a bundle shows as one entry)."""
 
     id: str
@@ -231,7 +297,7 @@ class LoraRef:
 
 
 @attrs.frozen
-class Generation:
+class Generation(_WireModel):
     """An image or video generation (contract §8.2); videos have ``vid_`` ids."""
 
     id: str
@@ -280,7 +346,7 @@ class Generation:
 
 
 @attrs.frozen
-class Estimate:
+class Estimate(_WireModel):
     """The price of a request, without creating anything."""
 
     estimated_cost: Cost
@@ -297,7 +363,7 @@ class Estimate:
 
 
 @attrs.frozen
-class Lora:
+class Lora(_WireModel):
     """An image style (contract §8.10)."""
 
     id: str
@@ -315,7 +381,7 @@ class Lora:
 
 
 @attrs.frozen
-class VideoLora:
+class VideoLora(_WireModel):
     """A video model (contract §8.10)."""
 
     id: str
@@ -335,7 +401,7 @@ class VideoLora:
 
 
 @attrs.frozen
-class File:
+class File(_WireModel):
     """An uploaded reference image; purged at ``expires_at`` (contract §10)."""
 
     id: str
@@ -352,7 +418,7 @@ class File:
 
 
 @attrs.frozen
-class DeletedFile:
+class DeletedFile(_WireModel):
     """The answer to a file purge (always 200, idempotent)."""
 
     id: str
@@ -364,7 +430,7 @@ class DeletedFile:
 
 
 @attrs.frozen
-class CharacterAttributes:
+class CharacterAttributes(_WireModel):
     """How a character looks; also the ``attributes`` of create and update."""
 
     gender: str | None = None
@@ -377,8 +443,23 @@ class CharacterAttributes:
     additional_details: str | None = None
 
 
+class CharacterAttributesDict(TypedDict, total=False):
+    """``CharacterAttributes`` written as a dict, accepted wherever they are:
+    ``{"gender": "female", "age": 28}``; every key is optional.
+    """
+
+    gender: str
+    age: int
+    ethnicity: str
+    hair_color: str
+    hair_style: str
+    eye_color: str
+    body_type: str
+    additional_details: str
+
+
 @attrs.frozen
-class CharacterRef:
+class CharacterRef(_WireModel):
     """One reference render of a character; ``url`` lives about 24 h."""
 
     pose: Pose
@@ -386,7 +467,7 @@ class CharacterRef:
 
 
 @attrs.frozen
-class Character:
+class Character(_WireModel):
     """A reusable character (contract §11)."""
 
     id: str
@@ -404,7 +485,7 @@ class Character:
 
 
 @attrs.frozen
-class UploadTicket:
+class UploadTicket(_WireModel):
     """A signed URL to PUT one character reference image to (no API key on the PUT)."""
 
     upload_id: str
@@ -415,7 +496,7 @@ class UploadTicket:
 
 
 @attrs.frozen
-class UploadClassification:
+class UploadClassification(_WireModel):
     """The detected pose of an upload, with a confidence in 0-1."""
 
     upload_id: str
@@ -425,7 +506,7 @@ class UploadClassification:
 
 
 @attrs.frozen
-class DeletedCharacter:
+class DeletedCharacter(_WireModel):
     """The answer to a character delete."""
 
     id: str
@@ -437,7 +518,7 @@ class DeletedCharacter:
 
 
 @attrs.frozen
-class WebhookEndpoint:
+class WebhookEndpoint(_WireModel):
     """A registered webhook receiver (contract §12.1).
 
     ``secret`` is set only on the create and rotate answers, and is left out of repr.
@@ -460,7 +541,7 @@ class WebhookEndpoint:
 
 
 @attrs.frozen
-class WebhookTestFire:
+class WebhookTestFire(_WireModel):
     """A synthetic, signed delivery was enqueued."""
 
     endpoint_id: str
@@ -470,7 +551,7 @@ class WebhookTestFire:
 
 
 @attrs.frozen
-class DeletedWebhookEndpoint:
+class DeletedWebhookEndpoint(_WireModel):
     """The answer to an endpoint delete; ``deleted`` is false when nothing was there."""
 
     id: str
@@ -482,7 +563,7 @@ class DeletedWebhookEndpoint:
 
 
 @attrs.frozen
-class Balance:
+class Balance(_WireModel):
     """The credit balance: ``credits`` = ``available_credits`` + ``held_credits``."""
 
     credits: float
@@ -494,7 +575,7 @@ class Balance:
 
 
 @attrs.frozen
-class Team:
+class Team(_WireModel):
     """The team the API key belongs to."""
 
     id: str
@@ -506,7 +587,7 @@ class Team:
 
 
 @attrs.frozen
-class ImagePricing:
+class ImagePricing(_WireModel):
     """The image rate card."""
 
     base: float
@@ -515,7 +596,7 @@ class ImagePricing:
 
 
 @attrs.frozen
-class VideoPricing:
+class VideoPricing(_WireModel):
     """The video rate card: ``base_per_second`` x resolution factor x seconds."""
 
     base_per_second: float
@@ -523,7 +604,7 @@ class VideoPricing:
 
 
 @attrs.frozen
-class Pricing:
+class Pricing(_WireModel):
     """The rate card of an API version; ``/estimate`` gives exact prices."""
 
     version: str
@@ -535,7 +616,7 @@ class Pricing:
 
 
 @attrs.frozen
-class UsageMetrics:
+class UsageMetrics(_WireModel):
     """Aggregated usage of one group in one time bucket."""
 
     request_count: int | None = None
@@ -552,7 +633,7 @@ class UsageMetrics:
 
 
 @attrs.frozen
-class UsageGroup:
+class UsageGroup(_WireModel):
     """The metrics of one ``group_by`` key combination."""
 
     key: Mapping[str, str] = attrs.field(factory=dict)
@@ -560,7 +641,7 @@ class UsageGroup:
 
 
 @attrs.frozen
-class UsageBucket:
+class UsageBucket(_WireModel):
     """One time bucket of ``GET /v1/usage``."""
 
     bucket_start: datetime
@@ -570,7 +651,7 @@ class UsageBucket:
 
 
 @attrs.frozen
-class UsageEvent:
+class UsageEvent(_WireModel):
     """One credit ledger movement; ``amount`` is unsigned, ``type`` gives the sign."""
 
     id: str

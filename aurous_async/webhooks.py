@@ -11,13 +11,17 @@ if event.type == "image.completed":
     generation = event.generation
 ```
 
-``verify``, ``sign`` and ``parse_callback`` are pure functions (no I/O);
-``WebhookReceiver`` wraps them for ``aiohttp.web``, with deduplication by event id.
+``verify``, ``sign`` and ``parse_callback`` are pure functions (no I/O).
+``WebhookReceiver`` adds deduplication by event id and dispatch to callbacks, in any
+web framework: ``await receiver.handle(raw_body, headers)`` returns the
+``WebhookResponse`` to answer with (``receiver.app()`` is a ready ``aiohttp.web`` app).
+Attach the receiver to a client (``client.attach_webhooks(receiver)``) and its waits end
+the moment their event arrives.
 """
 
 from __future__ import annotations
 
-from ._webhook_receiver import EventCallback, WebhookReceiver
+from ._webhook_receiver import EventCallback, WebhookReceiver, WebhookResponse
 from ._webhook_verify import (
     DEFAULT_TOLERANCE,
     EVENT_ID_HEADER,
@@ -42,6 +46,7 @@ __all__ = [
     "EventCallback",
     "VerificationFailure",
     "WebhookReceiver",
+    "WebhookResponse",
     "WebhookVerificationError",
     "parse_callback",
     "sign",

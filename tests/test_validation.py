@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -234,6 +235,7 @@ IMAGE_OK: dict[str, Any] = {"prompt": "A golden sunset over mountains"}
         {"width": 1024, "height": 4096},
         {"lora_id": "golden-hour"},
         {"loras": [LoraWeight("a"), LoraWeight("b", 0.0), LoraWeight("c", 2.0)]},
+        {"loras": [{"lora": "a", "weight": 0.8}, {"lora": "b"}, LoraWeight("c", 2.0)]},
         {"character_id": "char_1", "denoise_strength": 0.6},
         {"reference_image_urls": ["file_1", "https://e.com/r.jpg"]},
         {"steps": 30, "guidance_scale": 7.5, "cfg_rescale": 0.7, "seed": 42},
@@ -265,6 +267,8 @@ def test_valid_image_requests_pass(extra: dict[str, Any]) -> None:
         ({"loras": [LoraWeight(str(i)) for i in range(5)]}, "loras"),
         ({"loras": [LoraWeight("a", 2.5)]}, "loras.weight"),
         ({"loras": [LoraWeight("", 1.0)]}, "loras.lora"),
+        ({"loras": [{"lora": "a", "scale": 1.0}]}, "loras.scale"),
+        ({"loras": [{"weight": 1.0}]}, "loras.lora"),
         ({"character_id": "char_1", "reference_image_urls": ["file_1"]}, "character_id"),
         ({"steps": 0}, "steps"),
         ({"steps": 101}, "steps"),
@@ -433,8 +437,15 @@ def test_character_create_needs_exactly_one_flow() -> None:
 
 def test_character_attributes() -> None:
     """The v1.0 attribute set: known keys, an integer age, string values."""
-    check.character_attributes(CharacterAttributes(gender="female", age=28))
-    check.character_attributes({"hair_color": "black", "age": 30})
+    assert check.character_attributes(CharacterAttributes(gender="female", age=28)) == {
+        "gender": "female",
+        "age": 28,
+    }
+    assert check.character_attributes({"hair_color": "black", "age": 30, "gender": None}) == {
+        "hair_color": "black",
+        "age": 30,
+    }
+    assert check.character_attributes(None) is None
     _refused("attributes.mood", lambda: check.character_attributes({"mood": "happy"}))
     _refused("attributes.age", lambda: check.character_attributes({"age": "28"}))
     _refused("attributes.gender", lambda: check.character_attributes({"gender": 1}))
@@ -494,3 +505,62 @@ def test_usage_query() -> None:
     )
     _refused("group_by", lambda: check.usage_query(start_time=start, group_by=["colour"]))
     _refused("limit", lambda: check.usage_query(start_time=start, limit=101))
+
+
+# --- typed parameter objects and their dict forms ------------------------------------------
+
+
+def test_lora_stacks_take_typed_entries_and_dicts_alike() -> None:
+    """Both forms give the same wire entries; a dict's weight defaults to LoraWeight's."""
+    typed = check.lora_stack([LoraWeight("a", 0.5), LoraWeight("b")])
+    as_dicts = check.lora_stack([{"lora": "a", "weight": 0.5}, {"lora": "b"}])
+    assert typed == as_dicts == [{"lora": "a", "weight": 0.5}, {"lora": "b", "weight": 1.0}]
+    assert check.lora_stack(({"lora": "a", "weight": 2},)) == [{"lora": "a", "weight": 2}]
+
+
+@pytest.mark.parametrize(
+    ("stack", "param", "words"),
+    [
+        (
+            [{"lora": "a", "wieght": 0.8}],
+            "loras.wieght",
+            ["unknown key 'wieght'", "loras[0]", "allowed keys: lora, weight"],
+        ),
+        (
+            [{"lora": "a"}, {"weight": 0.8}],
+            "loras.lora",
+            ["missing required key 'lora'", "loras[1]"],
+        ),
+        ([{"lora": None, "weight": 0.8}], "loras.lora", ["missing required key 'lora'"]),
+        ([{"lora": 7}], "loras.lora", ["must be a string, got int", "loras[0]"]),
+        ([{"lora": "a", "weight": "0.8"}], "loras.weight", ["must be a number, got str"]),
+        ([{"lora": "a"}, {"lora": "b", "weight": 2.5}], "loras.weight", ["between", "loras[1]"]),
+        (["golden-hour"], "loras", ["loras[0] must be a LoraWeight or a dict, got str"]),
+        ({"lora": "a"}, "loras", ["must be a list, got dict"]),
+        ([{1: "a"}], "loras", ["unknown key 1"]),
+    ],
+)
+def test_bad_lora_dicts_name_the_real_problem(stack: object, param: str, words: list[str]) -> None:
+    """An unknown key, a missing key or a wrong type is named, with the entry at fault."""
+    error = _refused(param, lambda: check.lora_stack(stack))
+    for word in words:
+        assert word in str(error)
+    assert "NoneType" not in str(error)
+
+
+def test_bad_attribute_dicts_name_the_real_problem() -> None:
+    """An unknown attribute names the allowed keys; a wrong value names field and type."""
+    unknown = _refused("attributes.mood", lambda: check.character_attributes({"mood": "happy"}))
+    assert "unknown key 'mood'" in str(unknown)
+    assert "allowed keys: gender, age, ethnicity" in str(unknown)
+    wrong = _refused("attributes.age", lambda: check.character_attributes({"age": "28"}))
+    assert "must be an integer, got str" in str(wrong)
+    neither = _refused("attributes", lambda: check.character_attributes(["age"]))
+    assert "CharacterAttributes or a dict, got list" in str(neither)
+
+
+def test_the_documented_attribute_set_is_the_model() -> None:
+    """CHARACTER_ATTRIBUTES and the CharacterAttributes fields are the same keys, in order."""
+    assert tuple(field.name for field in attrs.fields(CharacterAttributes)) == (
+        check.CHARACTER_ATTRIBUTES
+    )

@@ -1,22 +1,25 @@
-"""``WebhookReceiver`` on a real loopback ``aiohttp.web`` server, and against the emulator."""
+"""``WebhookReceiver``: ``handle(body, headers)`` on its own, on a real loopback ``aiohttp.web``
+server, and against the emulator."""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from _sdk_helpers import emulated
 from aiohttp import web
 from aiohttp.test_utils import TestClient as _TestClient
 from aiohttp.test_utils import TestServer
 
-from aurous_async import EventType, GenerationStatus, ScaledClock
+from aurous_async import EventType, Generation, GenerationStatus, PollPolicy, ScaledClock
 from aurous_async.testing import run_emulator
-from aurous_async.webhooks import SIGNATURE_HEADER, Event, WebhookReceiver, sign
+from aurous_async.webhooks import SIGNATURE_HEADER, Event, WebhookReceiver, sign, verify
 
 pytestmark = pytest.mark.anyio
 
@@ -406,3 +409,138 @@ async def test_emulator_delivery_after_rotation_verifies_with_the_old_secret() -
         [record] = [d for d in emu.deliveries if d.event_id == event_id]
         assert record.status == 200
         assert record.headers[SIGNATURE_HEADER].count("v1=") == 2
+
+
+# --- framework-neutral: handle(raw_body, headers), no aiohttp.web ------------------------
+
+
+async def test_handle_answers_raw_deliveries_without_a_web_framework() -> None:
+    """handle(body, headers) verifies, dispatches and says what to answer, as the app does."""
+    receiver = make_receiver()
+    seen: list[str] = []
+    receiver.on("*", lambda e: seen.append(e.id))
+    body, headers = delivery()
+    # ASGI servers hand over lower-case header names.
+    lowered = {name.lower(): value for name, value in headers.items()}
+    answer = await receiver.handle(body, lowered)
+    assert (answer.status, json.loads(answer.body)) == (200, {"received": True})
+    assert answer.headers == {"Content-Type": "application/json"}
+    assert answer.event is not None
+    assert answer.event.id == "evt_1"
+    duplicate = await receiver.handle(body, lowered)
+    assert (duplicate.status, json.loads(duplicate.body)) == (200, {"received": True})
+    assert seen == ["evt_1"]
+
+
+async def test_handle_rejects_forged_deliveries_with_400() -> None:
+    """A wrong signature gets 400 with the reason, no event and no dispatch."""
+    receiver = make_receiver()
+    seen: list[Event] = []
+    receiver.on("*", seen.append)
+    answer = await receiver.handle(*delivery(secret="whsec_forged"))
+    assert answer.status == 400
+    assert json.loads(answer.body)["error"]["code"] == "no_matching_signature"
+    assert answer.event is None
+    assert SECRET.encode() not in answer.body
+    answer = await receiver.handle(delivery()[0], {})
+    assert (answer.status, json.loads(answer.body)["error"]["code"]) == (400, "missing_header")
+    assert seen == []
+
+
+async def test_handle_answers_500_when_a_callback_fails() -> None:
+    """A raising callback gets 500 (Aurous retries); the retry is dispatched again."""
+    receiver = make_receiver()
+    calls: list[str] = []
+
+    def flaky(event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+
+    receiver.on("image.completed", flaky)
+    body, headers = delivery()
+    first = await receiver.handle(body, headers)
+    assert (first.status, json.loads(first.body)["error"]["code"]) == (500, "handler_failed")
+    assert b"database" not in first.body
+    assert (await receiver.handle(body, headers)).status == 200
+    assert calls == ["evt_1", "evt_1"]
+
+
+async def test_handle_takes_bytes_with_headers_only() -> None:
+    """A raw body needs its headers, and headers need a raw body."""
+    receiver = make_receiver()
+    body, headers = delivery()
+    with pytest.raises(TypeError, match="headers"):
+        await receiver.handle(body)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="bytes"):
+        await receiver.handle(body.decode(), headers)  # type: ignore[call-overload]
+
+
+async def test_a_raw_delivery_from_the_emulator_resolves_a_wait() -> None:
+    """An emulator delivery passed to handle() ends wait_for at once: no poll finds it."""
+    # The endpoint's URL refuses connections: the emulator's attempt fails, and its
+    # record (body and signed headers) is handed over by hand, as a framework would.
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{dead.getsockname()[1]}/hooks"
+        slow_polls = PollPolicy(webhook_interval=1e9, min_interval=1e9, max_interval=1e9)
+        async with emulated(time_scale=1.0, client_options={"polling": slow_polls}) as (
+            emu,
+            client,
+        ):
+            emu.state.webhooks.max_attempts = 1
+            endpoint = await client.webhook_endpoints.create(url=url, events=["image.completed"])
+            assert endpoint.secret is not None
+            receiver = WebhookReceiver(endpoint.secret, clock=emu.clock)
+            client.attach_webhooks(receiver)
+            job = await client.images.create(prompt="a lighthouse")
+            snapshots: list[Generation] = []
+            polls_before = len(emu.requests)
+
+            async def wait() -> None:
+                async for snapshot in client.wait_for(job):
+                    snapshots.append(snapshot)
+
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    emu.advance(120)  # the job runs its course; well inside the tolerance
+                    await emu.state.webhooks.wait_idle()
+                    [record] = [d for d in emu.deliveries if d.event_type == "image.completed"]
+                    assert record.status is None  # nobody listened
+                    answer = await receiver.handle(record.body, record.headers)
+                    assert answer.status == 200
+            assert [s.status for s in snapshots] == [
+                GenerationStatus.QUEUED,
+                GenerationStatus.SUCCEEDED,
+            ]
+            assert snapshots[-1].id == job.id
+            assert len(emu.requests) == polls_before
+            client.detach_webhooks()
+
+
+async def test_deliver_event_is_the_way_in_for_relayed_events() -> None:
+    """An event that crossed a process as JSON, handed to deliver_event, ends a wait."""
+    slow_polls = PollPolicy(webhook_interval=1e9, min_interval=1e9, max_interval=1e9)
+    async with emulated(client_options={"polling": slow_polls}) as (emu, client):
+        job = await client.images.create(prompt="a lighthouse")
+        finished = {**job.to_dict(), "status": "succeeded", "output_urls": ["https://o/0"]}
+        body = json.dumps(
+            {
+                "id": "evt_relayed",
+                "type": "image.completed",
+                "created_at": "2026-05-04T10:00:14Z",
+                "data": finished,
+            }
+        ).encode()
+        event = verify(body, {SIGNATURE_HEADER: sign(body, SECRET, timestamp=1)}, SECRET, now=1)
+        relayed = Event.from_dict(json.loads(event.to_json()))
+        assert relayed == event
+        requests_before = len(emu.requests)
+        with anyio.fail_after(WAIT):
+            waiting = client.wait(job)
+            client.deliver_event(relayed)
+            final = await waiting
+        assert final.status is GenerationStatus.SUCCEEDED
+        assert final.output_urls == ("https://o/0",)
+        assert len(emu.requests) == requests_before
