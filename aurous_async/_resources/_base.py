@@ -11,6 +11,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Generator,
     Sequence,
 )
 from typing import Any, Generic, TypeVar
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import attrs
 
 from .._errors import InvalidParameterError
-from .._requester import Call, Reply, Requester
+from .._requester import Call, Reply, Requester, invalid_body_error
 from .._typed_body import body_parser
 from .._wire import decoder, structure
 
@@ -63,8 +64,15 @@ class Resource:
 
 def decode(reply: Reply, cls: type[T]) -> T:
     """Structure a reply's JSON into ``cls`` (or take the model ``body_parser(cls)``
-    built) and attach the request id."""
-    return _model_reading(cls)[0](reply)
+    built) and attach the request id.
+
+    Raises:
+        APIResponseValidationError: the body does not fit ``cls``.
+    """
+    try:
+        return _model_reading(cls)[0](reply)
+    except Exception as exc:
+        raise invalid_body_error(reply.call, reply.response, exc) from exc
 
 
 def _model_reading(cls: type[T]) -> tuple[Callable[[Reply], T], Callable[[bytes], object]]:
@@ -119,6 +127,10 @@ def _has_request_id(cls: type) -> bool:
 class Page(Generic[T]):
     """One page of a cursor-paginated list.
 
+    ``await client.<resource>.list()`` returns the first page; ``await page.next_page()``
+    the one after it. ``async for item in page`` yields this page's items and then those
+    of every later page (``page.data`` holds this page's alone).
+
     Attributes:
         data: the items of this page, in the server's order.
         has_more: whether another page follows.
@@ -130,14 +142,66 @@ class Page(Generic[T]):
     has_more: bool
     next_cursor: str | None
     request_id: str | None = None
+    # Where the page came from (its pager and the cursor that fetched it): set by the
+    # pager, so a page built by hand has no next page to fetch.
+    _source: tuple[AsyncPager[T], str | None] | None = attrs.field(
+        default=None, init=False, repr=False, eq=False
+    )
+
+    def has_next_page(self) -> bool:
+        """Whether ``next_page()`` has a page to fetch."""
+        source = self._source
+        return (
+            source is not None
+            and self.has_more
+            and bool(self.next_cursor)
+            # A server repeating a cursor would page forever: treat it as the end.
+            and self.next_cursor != source[1]
+        )
+
+    async def next_page(self) -> Page[T]:
+        """Fetch the page after this one.
+
+        Raises:
+            RuntimeError: this is the last page (check ``has_next_page()`` first), or the
+                page was not fetched by a list call.
+        """
+        if not self.has_next_page():
+            raise RuntimeError(
+                "no next page: this is the last page of the list; "
+                "check page.has_next_page() before calling page.next_page()"
+            )
+        assert self._source is not None
+        return await self._source[0]._fetch_page(self.next_cursor)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return _items(_pages_from(self))
+
+
+async def _pages_from(page: Page[T]) -> AsyncGenerator[Page[T], None]:
+    """``page`` and every page after it."""
+    yield page
+    while page.has_next_page():
+        page = await page.next_page()
+        yield page
+
+
+async def _items(pages: AsyncGenerator[Page[T], None]) -> AsyncGenerator[T, None]:
+    """The items of ``pages``, in order (closing ``pages`` when stopped early)."""
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            for item in page.data:
+                yield item
 
 
 class AsyncPager(Generic[T]):
-    """Items of a list endpoint, fetched page by page as they are iterated.
+    """A list call: await it for the first page, or iterate it for every item.
 
-    ``async for item in pager`` walks every page transparently; ``pages()`` yields the
-    pages themselves; ``collect()`` gathers items into a list. Nothing is fetched until
-    iteration starts, and every iteration starts again from the first page.
+    ``page = await pager`` fetches the first ``Page`` (then ``await page.next_page()``
+    while ``page.has_next_page()``); ``async for item in pager`` walks every page
+    transparently; ``pages()`` yields the pages themselves; ``collect()`` gathers items
+    into a list. Nothing is fetched until it is awaited or iterated, and every await or
+    iteration starts again from the first page.
     """
 
     def __init__(
@@ -152,31 +216,29 @@ class AsyncPager(Generic[T]):
     def __repr__(self) -> str:
         return f"<AsyncPager {getattr(self._fetch, '__qualname__', self._fetch)!s}>"
 
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._items()
+    def __await__(self) -> Generator[Any, None, Page[T]]:
+        return self._fetch_page(self._first_cursor).__await__()
 
-    async def _items(self) -> AsyncGenerator[T, None]:
-        async with contextlib.aclosing(self.pages()) as pages:
-            async for page in pages:
-                for item in page.data:
-                    yield item
+    def __aiter__(self) -> AsyncIterator[T]:
+        return _items(self.pages())
+
+    async def _fetch_page(self, cursor: str | None) -> Page[T]:
+        page = await self._fetch(cursor)
+        object.__setattr__(page, "_source", (self, cursor))
+        return page
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
         """Yield each page in turn, following ``next_cursor`` until the last one."""
-        cursor = self._first_cursor
-        while True:
-            page = await self._fetch(cursor)
-            yield page
-            if not page.has_more or not page.next_cursor or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
+        async with contextlib.aclosing(_pages_from(await self)) as pages:
+            async for page in pages:
+                yield page
 
     async def collect(self, max_items: int | None = None) -> builtins.list[T]:
         """Gather items into a list, stopping after ``max_items`` when given."""
         out: builtins.list[T] = []
         if max_items is not None and max_items <= 0:
             return out
-        async with contextlib.aclosing(self._items()) as items:
+        async with contextlib.aclosing(_items(self.pages())) as items:
             async for item in items:
                 out.append(item)
                 if max_items is not None and len(out) >= max_items:
@@ -185,18 +247,76 @@ class AsyncPager(Generic[T]):
 
 
 def page_from(reply: Reply, cls: type[T], *, cursor_field: str = "next_cursor") -> Page[T]:
-    """Decode a ``{"object": "list", "data": [...], "has_more", "next_cursor"}`` envelope."""
-    body = reply.data
-    if not isinstance(body, dict):
-        raise TypeError(f"expected a list envelope, got {type(body).__name__}")
-    items: builtins.list[Any] = body.get("data") or []
-    data = [_attach_request_id(structure(item, cls), reply.request_id) for item in items]
-    cursor = body.get(cursor_field)
-    return Page(
-        data=data,
-        has_more=bool(body.get("has_more")),
-        next_cursor=cursor if isinstance(cursor, str) else None,
-        request_id=reply.request_id,
+    """Decode a ``{"object": "list", "data": [...], "has_more", "next_cursor"}`` envelope.
+
+    Raises:
+        APIResponseValidationError: the body is not such an envelope of ``cls`` items.
+    """
+    try:
+        body = reply.data
+        if not isinstance(body, dict):
+            raise ValueError(f"response does not fit a list envelope: got {_kind(body)} @ $")
+        items = body.get("data") or []
+        if not isinstance(items, builtins.list):
+            raise ValueError(f"response does not fit a list envelope: got {_kind(items)} @ $.data")
+        data = _items_of(items, cls, reply.request_id, "$.data")
+        cursor = body.get(cursor_field)
+        return Page(
+            data=data,
+            has_more=bool(body.get("has_more")),
+            next_cursor=cursor if isinstance(cursor, str) else None,
+            request_id=reply.request_id,
+        )
+    except Exception as exc:
+        raise invalid_body_error(reply.call, reply.response, exc) from exc
+
+
+def bare_list_page(reply: Reply, cls: type[T]) -> Page[T]:
+    """Decode a bare JSON array of ``cls`` items as one page (no cursor).
+
+    Raises:
+        APIResponseValidationError: the body is not an array of ``cls`` items.
+    """
+    try:
+        items = reply.data
+        if not isinstance(items, builtins.list):
+            raise ValueError(f"response does not fit a list: got {_kind(items)} @ $")
+        data = _items_of(items, cls, reply.request_id, "$")
+    except Exception as exc:
+        raise invalid_body_error(reply.call, reply.response, exc) from exc
+    return Page(data=data, has_more=False, next_cursor=None, request_id=reply.request_id)
+
+
+def _items_of(
+    items: builtins.list[Any], cls: type[T], request_id: str | None, at: str
+) -> builtins.list[T]:
+    """Each item decoded into ``cls``; a mismatch is named by its path from the body."""
+    try:
+        return [_attach_request_id(structure(item, cls), request_id) for item in items]
+    except ValueError as exc:
+        raise _located(exc, items, cls, at) from exc
+
+
+def _located(error: ValueError, items: builtins.list[Any], cls: type, at: str) -> ValueError:
+    """``error`` with its paths made relative to the body: the first item that does not
+    fit is found again (only after a failure) to name its index."""
+    for index, item in enumerate(items):
+        try:
+            structure(item, cls)
+        except ValueError as exc:
+            where, text = f"{at}[{index}]", str(exc)
+            return ValueError(
+                text.replace(" @ $", f" @ {where}") if " @ $" in text else f"{text} @ {where}"
+            )
+    return error
+
+
+def _kind(value: object) -> str:
+    """How a JSON value reads in an error: its JSON type."""
+    if value is None:
+        return "null"
+    return {dict: "an object", builtins.list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
     )
 
 
