@@ -8,7 +8,6 @@ with ``AUROUS_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import sys
@@ -26,10 +25,16 @@ from ._output import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    CommandError,
     Output,
     error_text,
 )
+from ._run import run
 from ._target import EMBEDDED_TIME_SCALE
+
+#: The webhook secret's environment variable (read by ``_listen``, which is imported
+#: only when the command runs).
+ENV_WEBHOOK_SECRET = "AUROUS_WEBHOOK_SECRET"
 
 __all__ = ["main"]
 
@@ -134,6 +139,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="give lines whose generation failed a new attempt (a new idempotency key)",
     )
+    parser.add_argument(
+        "--force-new",
+        action="store_true",
+        help="where --out holds outputs of a batch that cannot be recovered (no journal, "
+        "no usable manifest), start a new one: every line is created, and charged, again",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,7 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     listen.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     listen.add_argument("--path", default="/webhooks", help="default: %(default)s")
-    listen.add_argument("--secret", required=True, help="the endpoint's whsec_... secret")
+    secret = listen.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret-file",
+        metavar="PATH",
+        help=f"a file holding the endpoint's whsec_... secret (default: ${ENV_WEBHOOK_SECRET})",
+    )
+    secret.add_argument(
+        "--secret", help="the secret itself (visible to other users in the process list)"
+    )
 
     # The emulator's own options are parsed by ``_emulator`` so that nothing else (and
     # not ``--help``) pays for importing it.
@@ -223,12 +242,13 @@ def _emulator(argv: Sequence[str]) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_forever(settings_from(args)))
+        run(run_forever(settings_from(args)))
     return EXIT_OK
 
 
 def _command(args: argparse.Namespace) -> Command:
     from . import _commands as c
+    from ._listen import cmd_webhooks_listen
 
     table: dict[str, Command] = {
         "batch": c.cmd_batch,
@@ -240,9 +260,28 @@ def _command(args: argparse.Namespace) -> Command:
         "loras": c.cmd_loras,
         "balance": c.cmd_balance,
         "usage": c.cmd_usage,
-        "webhooks": c.cmd_webhooks_listen,
+        "webhooks": cmd_webhooks_listen,
     }
     return table[args.command]
+
+
+def first_cause(exc: BaseException) -> BaseException:
+    """The error a task group's ``ExceptionGroup`` wraps (an interrupt wins, then the
+    first error raised), so that it maps to its own exit code and message."""
+    leaves: list[BaseException] = []
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        # Read by shape: on 3.10 the group is the ``exceptiongroup`` backport's class.
+        inner = getattr(current, "exceptions", None)
+        if isinstance(inner, tuple) and inner:
+            pending[:0] = [e for e in inner if isinstance(e, BaseException)]
+        else:
+            leaves.append(current)
+    for leaf in leaves:
+        if isinstance(leaf, KeyboardInterrupt):
+            return leaf
+    return leaves[0] if leaves else exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,26 +292,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     out = Output(json_mode=args.json)
     try:
-        return asyncio.run(_command(args)(args, out))
-    except KeyboardInterrupt:
+        return run(_command(args)(args, out))
+    except BaseException as raised:
+        exc = first_cause(raised)
+        if not isinstance(exc, (Exception, KeyboardInterrupt)):
+            raise
+        return _exit_code(exc, args, out)
+
+
+def _exit_code(exc: BaseException, args: argparse.Namespace, out: Output) -> int:
+    if isinstance(exc, KeyboardInterrupt):
         if args.command == "webhooks":
             return EXIT_OK  # Ctrl-C is how a listener ends
         out.error("interrupted; re-run the same command to resume")
         return EXIT_INTERRUPTED
-    except InvalidParameterError as exc:
+    if isinstance(exc, CommandError):
+        out.error(exc.message)
+        return exc.exit_code
+    if isinstance(exc, InvalidParameterError):
         out.error(error_text(exc))
         return EXIT_USAGE
-    except AurousError as exc:
+    if isinstance(exc, AurousError):
         out.error(error_text(exc))
         return EXIT_API
-    except OSError as exc:
+    if isinstance(exc, OSError):
         out.error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
         return EXIT_USAGE
-    except Exception as exc:
-        if os.environ.get("AUROUS_DEBUG"):
-            traceback.print_exc()
-        out.error(f"internal error: {error_text(exc)} (set AUROUS_DEBUG=1 for the traceback)")
-        return EXIT_INTERNAL
+    if os.environ.get("AUROUS_DEBUG"):
+        traceback.print_exception(exc)
+    out.error(f"internal error: {error_text(exc)} (set AUROUS_DEBUG=1 for the traceback)")
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,10 +23,11 @@ from .._errors import (
     ServerError,
     WaitTimeoutError,
 )
+from .._price_shape import price_shape
 from ..models import TERMINAL_STATUSES, Estimate, Generation
-from ._files import save_outputs, write_atomically
+from ._files import file_id, save_outputs, write_atomically
 from ._inputs import InputError, Request, canonical
-from ._journal import REJECTED, UNKNOWN, AsyncJournal, Line
+from ._journal import MANIFEST_NAME, REJECTED, UNKNOWN, AsyncJournal, Line
 from ._output import error_text
 from ._progress import BatchProgress
 from ._target import Target
@@ -36,10 +37,6 @@ __all__ = ["Batch", "estimate_requests", "is_done", "missing_files", "write_mani
 
 #: Creates in flight at once; the governor decides when each is sent.
 DEFAULT_CONCURRENCY = 32
-#: Parameters that never change the price (contract §8.4, §9): one estimate per shape.
-_PRICE_FREE = frozenset(
-    {"prompt", "negative_prompt", "seed", "webhook_url", "reference_image_urls", "character_id"}
-)
 _ESTIMATES_AT_ONCE = 8
 #: Errors that mean the key cannot work at all: stop the batch instead of failing lines.
 _FATAL = (AuthenticationError, PermissionDeniedError)
@@ -49,8 +46,9 @@ _FATAL = (AuthenticationError, PermissionDeniedError)
 
 
 def _price_shape(request: Request) -> str:
-    body = {k: v for k, v in request.body.items() if k not in _PRICE_FREE}
-    return canonical({"kind": request.kind, **body})
+    # One estimate per price shape; a request whose shape cannot be decided is priced alone.
+    shape = price_shape(request.body)
+    return f"{request.kind} {shape}" if shape is not None else f"line {request.line}"
 
 
 def _estimator(target: Target, request: Request) -> Callable[..., Awaitable[Estimate]]:
@@ -125,7 +123,7 @@ def is_done(out: Path, line: Line) -> bool:
 
 def write_manifest(out: Path, lines: Sequence[Line]) -> Path:
     """Write ``DIR/manifest.jsonl`` (one record per line, in line order), atomically."""
-    path = out / "manifest.jsonl"
+    path = out / MANIFEST_NAME
     text = "".join(canonical(line.manifest()) + "\n" for line in lines)
     write_atomically(path, text.encode())
     return path
@@ -219,10 +217,14 @@ class Batch:
                 line, status="succeeded", cost=_cost(generation), files=[], error=None
             )
             files = await self._download(line, generation)
+            named = file_id(generation.id)
+            shown = (
+                generation.id
+                if named == generation.id
+                else f"{generation.id!r} (not a plain id: files named {named})"
+            )
             await self._record(
-                line,
-                f"line {line.line}: succeeded {generation.id} -> {', '.join(files)}",
-                files=files,
+                line, f"line {line.line}: succeeded {shown} -> {', '.join(files)}", files=files
             )
         except _FATAL:
             raise
@@ -262,7 +264,7 @@ class Batch:
             return None
 
     async def _download(self, line: Line, generation: Generation) -> list[str]:
-        stem = f"{line.line:05d}_{generation.id}"
+        stem = f"{line.line:05d}_{file_id(generation.id)}"
         return await save_outputs(
             self.target.client, generation, self.out, stem, video=line.kind == "video"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,8 @@ import attrs
 from .._errors import AurousError, InvalidParameterError, WaitTimeoutError
 from ..models import Generation
 from ._batch import Batch, estimate_requests, is_done, write_manifest
-from ._files import save_outputs
+from ._directory import lock_directory, prepare_journal
+from ._files import file_id, save_outputs
 from ._inputs import InputError, InputFileError, Request, build_request, coerce_text, read_requests
 from ._journal import AsyncJournal, Line
 from ._output import (
@@ -39,7 +41,6 @@ __all__ = [
     "cmd_loras",
     "cmd_usage",
     "cmd_wait",
-    "cmd_webhooks_listen",
     "request_from_options",
     "target_options",
 ]
@@ -116,6 +117,11 @@ def request_from_options(args: argparse.Namespace, line: int = 1) -> Request:
 
 # -- batch and generate -------------------------------------------------------------------
 
+#: ``generate`` creates without asking when its estimate is at most this many credits.
+GENERATE_ASKS_ABOVE = 10.0
+#: The summary's name for a succeeded line whose files could not be saved.
+NOT_DOWNLOADED = "not downloaded"
+
 
 async def _confirm(out: Output, question: str) -> bool:
     if not sys.stdin.isatty():
@@ -147,7 +153,7 @@ async def _check_directory(journal: AsyncJournal, target: Target, mode: str, out
 def _number_generate_request(request: Request, existing: Sequence[Line]) -> Request:
     """``generate`` appends to its directory; the same request resumes its own line."""
     for line in existing:
-        if line.request_hash == request.digest:
+        if line.is_for(request):
             return attrs.evolve(request, line=line.line)
     return attrs.evolve(request, line=max((line.line for line in existing), default=0) + 1)
 
@@ -161,12 +167,30 @@ async def _run_lines(
     source: str,
 ) -> int:
     directory = Path(args.out)
+    with lock_directory(directory):
+        return await _run_locked(args, out, requests, directory, mode=mode, source=source)
+
+
+async def _run_locked(
+    args: argparse.Namespace,
+    out: Output,
+    requests: list[Request],
+    directory: Path,
+    *,
+    mode: str,
+    source: str,
+) -> int:
     async with open_target(target_options(args), notice=out.notice) as target:
         journal = await AsyncJournal.open(directory)
         shown: list[int] | None = []
         try:
             if not await _check_directory(journal, target, mode, out):
                 return EXIT_USAGE
+            notice = await journal.call(
+                functools.partial(prepare_journal, force_new=args.force_new)
+            )
+            if notice is not None:
+                out.notice(notice)
             if mode == "generate":
                 requests = [_number_generate_request(requests[0], await journal.lines())]
             by_line = {request.line: request for request in requests}
@@ -184,7 +208,9 @@ async def _run_lines(
                 lines = await journal.lines(by_line)
             # From here on the manifest is written, however the run ends.
             shown = None if mode == "generate" else list(by_line)
-            code = await _plan_and_run(args, out, target, journal, directory, by_line, lines)
+            code = await _plan_and_run(
+                args, out, target, journal, directory, by_line, lines, mode=mode
+            )
             if code is not None:
                 return code
         finally:
@@ -204,6 +230,8 @@ async def _plan_and_run(
     directory: Path,
     by_line: Mapping[int, Request],
     lines: list[Line],
+    *,
+    mode: str,
 ) -> int | None:
     done = await anyio.to_thread.run_sync(lambda: [is_done(directory, line) for line in lines])
     todo = [line for line, finished in zip(lines, done, strict=True) if not finished]
@@ -222,7 +250,8 @@ async def _plan_and_run(
         )
         return EXIT_COST
     question = f"Create {len(to_create)} generation(s) for about {_money(new_cost)} credits?"
-    if to_create and not args.yes and not await _confirm(out, question):
+    small = mode == "generate" and new_cost <= GENERATE_ASKS_ABOVE
+    if to_create and not args.yes and not small and not await _confirm(out, question):
         return EXIT_COST
     progress = BatchProgress(
         lines,
@@ -244,13 +273,21 @@ async def _plan_and_run(
     return None
 
 
+def _final_status(line: Line) -> str:
+    """The line's status as the summary counts it: a success without its files is not one."""
+    if line.status == "succeeded" and not line.files:
+        return NOT_DOWNLOADED
+    return line.status
+
+
 def _summarize(
     out: Output, directory: Path, manifest: Path, lines: Sequence[Line], *, mode: str
 ) -> int:
     counts: dict[str, int] = {}
     for line in lines:
-        counts[line.status] = counts.get(line.status, 0) + 1
-    ok = all(line.status == "succeeded" and line.files for line in lines)
+        status = _final_status(line)
+        counts[status] = counts.get(status, 0) + 1
+    ok = all(_final_status(line) == "succeeded" for line in lines)
     charged = sum(line.cost or 0.0 for line in lines if line.status == "succeeded")
     data: dict[str, object] = {
         "ok": ok,
@@ -394,7 +431,7 @@ async def cmd_wait(args: argparse.Namespace, out: Output) -> int:
             if directory is not None and generation.status == "succeeded":
                 try:
                     names = await save_outputs(
-                        target.client, generation, directory, generation.id, video=False
+                        target.client, generation, directory, file_id(generation.id), video=False
                     )
                 except AurousError as exc:
                     unsaved[job_id] = error_text(exc)
@@ -524,35 +561,3 @@ async def cmd_usage(args: argparse.Namespace, out: Output) -> int:
 
     out.result(rows, human)
     return EXIT_OK
-
-
-async def cmd_webhooks_listen(args: argparse.Namespace, out: Output) -> int:
-    from aiohttp import web
-
-    from ..webhooks import Event, WebhookReceiver
-
-    receiver = WebhookReceiver(args.secret)
-
-    def show(event: Event) -> None:
-        if out.json_mode:
-            out.result({"id": event.id, "type": str(event.type), "data": dict(event.data)})
-        else:
-            ident = event.data.get("id", "")
-            status = event.data.get("status", "")
-            out.line(f"{event.created_at.isoformat()}  {event.type}  {event.id}  {ident} {status}")
-
-    receiver.add_listener(show)
-    runner = web.AppRunner(receiver.app(args.path), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    out.notice(
-        f"listening on http://{args.host}:{args.port}{args.path}; verifying signatures; "
-        "Ctrl-C to stop"
-    )
-    try:
-        await anyio.sleep_forever()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await runner.cleanup()
-    return EXIT_OK  # pragma: no cover - only an interrupt ends the loop

@@ -1,8 +1,15 @@
-"""Saving a generation's outputs to disk: named by content, written atomically."""
+"""Saving a generation's outputs to disk: named by content, written atomically.
+
+File names hold ids the server sends; an id is used as it is only when it has the
+documented shape (``<prefix>_<ulid>``, contract §2), so that no answer can put a path
+separator, ``..`` or any other surprise into a name.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 import anyio
@@ -10,7 +17,24 @@ import anyio
 from .._client import AsyncAurous
 from ..models import Generation
 
-__all__ = ["save_outputs", "write_atomically"]
+__all__ = ["file_id", "is_safe_name", "save_outputs", "write_atomically"]
+
+#: The documented id shape: a lowercase prefix, ``_``, letters and digits.
+_PLAIN_ID = re.compile(r"[a-z]{1,16}_[0-9A-Za-z]{1,64}")
+#: What a name this module writes may hold (one path component, no leading dot).
+_SAFE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z_.-]{0,199}")
+
+
+def file_id(generation_id: str) -> str:
+    """``generation_id`` if it has the documented shape, else a stable stand-in for it."""
+    if _PLAIN_ID.fullmatch(generation_id):
+        return generation_id
+    return "badid-" + hashlib.sha256(generation_id.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def is_safe_name(name: object) -> bool:
+    """``name`` is a plain file name inside the output directory (no separator, no ``..``)."""
+    return isinstance(name, str) and bool(_SAFE_NAME.fullmatch(name)) and ".." not in name
 
 
 async def save_outputs(
@@ -19,8 +43,11 @@ async def save_outputs(
     """Download every output of a succeeded ``generation`` into ``directory``.
 
     Files are ``{stem}.{ext}`` for a video and ``{stem}_{index}.{ext}`` for images, the
-    extension read from the bytes. Returns the file names, in output order.
+    extension read from the bytes; ``stem`` must be a safe name (see ``file_id``).
+    Returns the file names, in output order.
     """
+    if not is_safe_name(stem):
+        raise ValueError(f"not a safe file name stem: {stem!r}")
     if video or generation.id.startswith("vid_"):
         data = await client.videos.download(generation)
         return [await _save(directory, f"{stem}.{_extension(data, True)}", data)]

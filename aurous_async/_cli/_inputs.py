@@ -12,6 +12,8 @@ import hashlib
 import inspect
 import io
 import json
+import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -102,6 +104,53 @@ class _Problem(Exception):
     pass
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: How a kind is named in a sentence.
+_A_KIND = {"image": "an image", "video": "a video"}
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for name, value in pairs:
+        if name in result:
+            # The last value would win silently, and the line would cost something else.
+            raise _Problem(f"duplicate key {name!r}")
+        result[name] = value
+    return result
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Problem(f"number out of range: {text[:20]}")
+    return value
+
+
+def _not_a_number(text: str) -> object:
+    raise _Problem(f"{text} is not a JSON number")
+
+
+def _strict_json(text: str) -> object:
+    """``json.loads`` refusing what the API could read differently from us: duplicate
+    keys, ``NaN``/``Infinity``, numbers too long or too large, nesting too deep.
+
+    Raises ``_Problem`` with a one-line reason.
+    """
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_float=_finite,
+            parse_constant=_not_a_number,
+        )
+    except json.JSONDecodeError as exc:
+        raise _Problem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError:  # int() past the interpreter's digit limit
+        raise _Problem("invalid JSON: a number has too many digits") from None
+    except RecursionError:
+        raise _Problem("invalid JSON: nested too deeply") from None
+
+
 def canonical(value: object) -> str:
     """Canonical JSON: sorted keys, no whitespace (as the API matches idempotent bodies)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -133,10 +182,10 @@ def build_request(line: int, raw: Mapping[str, object]) -> Request:
         unknown = sorted(set(given) - set(allowed))
         if unknown:
             names = ", ".join(repr(name) for name in unknown)
-            raise _Problem(f"unknown parameter {names} for a {kind} request")
+            raise _Problem(f"unknown parameter {names} for {_A_KIND[kind]} request")
         required = "prompt" if kind == "image" else "video_lora_id"
         if required not in given:
-            raise _Problem(f"{required}: missing (required for a {kind} request)")
+            raise _Problem(f"{required}: missing (required for {_A_KIND[kind]} request)")
         params: dict[str, object] = dict(given)
         if "loras" in params:
             params["loras"] = _loras(params["loras"])
@@ -171,9 +220,9 @@ def coerce_text(name: str, text: str) -> object:
     if name in _LIST_PARAMS:
         if value.startswith("["):
             try:
-                return json.loads(value)
-            except json.JSONDecodeError:
-                raise InvalidParameterError(f"{name}: is not a valid JSON list") from None
+                return _strict_json(value)
+            except _Problem as exc:
+                raise InvalidParameterError(f"{name}: is not a valid JSON list ({exc})") from None
         if name == "reference_image_urls":
             return value.split()
         raise InvalidParameterError(f"{name}: must be a JSON list")
@@ -183,10 +232,7 @@ def coerce_text(name: str, text: str) -> object:
 def _jsonl_line(text: str) -> Mapping[str, object] | None:
     if not text.strip():
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Problem(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    value = _strict_json(text)
     if not isinstance(value, dict):
         raise _Problem(f"must be a JSON object, got {type(value).__name__}")
     return value
@@ -207,6 +253,17 @@ class _LineProblem(Exception):
 
 def _csv_rows(text: str, errors: list[InputError]) -> list[tuple[int, dict[str, object]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_records(reader, errors)
+    except csv.Error as exc:  # a cell past the csv module's size limit, a NUL byte, ...
+        # ``line_num`` counts the lines of the records read whole; the bad one is next.
+        errors.append(InputError(reader.line_num + 1, f"not valid CSV: {exc}"))
+        return []
+
+
+def _csv_records(
+    reader: csv.DictReader[str], errors: list[InputError]
+) -> list[tuple[int, dict[str, object]]]:
     columns = [c.strip() for c in (reader.fieldnames or [])]
     if "prompt" not in columns:
         found = ", ".join(repr(c) for c in columns) or "none"
@@ -254,7 +311,9 @@ def read_requests(path: str | Path) -> list[Request]:
     if suffix not in (".jsonl", ".csv", ".txt"):
         raise InputFileError(name, [InputError(0, "must be a .jsonl, .csv or .txt file")])
     try:
-        text = source.read_text(encoding="utf-8-sig")
+        # Decoded by hand, not read as text: universal newlines would turn a CRLF quoted
+        # inside a CSV cell into LF.
+        text = source.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputFileError(name, [InputError(0, "no such file")]) from None
     except UnicodeDecodeError as exc:
@@ -267,7 +326,9 @@ def read_requests(path: str | Path) -> list[Request]:
         rows.extend(_csv_rows(text, errors))
     else:
         parse = _jsonl_line if suffix == ".jsonl" else _txt_line
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Only CR and LF end a line: a JSON string may hold U+2028 and other characters
+        # ``str.splitlines`` would break on.
+        for number, line in enumerate(_LINE_BREAK.split(text), start=1):
             try:
                 raw = parse(line)
             except _Problem as exc:

@@ -6,8 +6,11 @@ only under the key it used before (the API replays the original generation inste
 making a second one), resumes waiting for the jobs in flight, and skips what is done.
 
 Keys are ``aurous-<batch id>-<line>-<request hash[:16]>-<attempt>``: the batch id is
-minted once per directory, the request hash makes an edited line a new request (a new
-generation, not a replay conflict), and ``attempt`` is bumped only by ``--retry-failed``.
+derived from the directory's absolute path (so a lost journal gives the same keys back,
+and the API replays within its 24 h window), or random with ``--force-new``; the request
+hash makes an edited line a new request (a new generation, not a replay conflict), and
+``attempt`` is bumped only by ``--retry-failed``. Every key is also written to
+``manifest.jsonl``, from which ``restore`` rebuilds a lost journal.
 
 SQLite is blocking; ``AsyncJournal`` runs every statement on a worker thread, one at a
 time, so the event loop never waits on the disk.
@@ -16,11 +19,13 @@ time, so the event loop never waits on the disk.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,20 +33,28 @@ import anyio
 import attrs
 
 from ._inputs import Request
+from ._output import CommandError
 
 __all__ = [
     "FINAL_STATUSES",
     "JOURNAL_NAME",
+    "MANIFEST_NAME",
     "PENDING",
     "REJECTED",
     "AsyncJournal",
     "Journal",
+    "JournalError",
     "Line",
+    "ParsedKey",
+    "derived_batch_id",
+    "make_key",
+    "parse_key",
 ]
 
 T = TypeVar("T")
 
 JOURNAL_NAME = ".aurous-journal.sqlite"
+MANIFEST_NAME = "manifest.jsonl"
 #: Nothing is known to exist on the server yet (the key is committed; a create may
 #: have been sent).
 PENDING = "pending"
@@ -99,6 +112,12 @@ class Line:
         """A generation exists and is still running."""
         return self.generation_id is not None and not self.final
 
+    def is_for(self, request: Request) -> bool:
+        """The row describes ``request`` (a row rebuilt from the manifest knows only the
+        first 16 hex digits of the request's hash, those its key carries)."""
+        known = self.request_hash
+        return len(known) >= _KEY_HASH_DIGITS and request.digest.startswith(known)
+
     def manifest(self) -> dict[str, object]:
         """The line's ``manifest.jsonl`` record."""
         return {
@@ -109,6 +128,7 @@ class Line:
             "cost": self.cost,
             "files": list(self.files),
             "error": self.error,
+            "key": self.idempotency_key,
         }
 
 
@@ -129,9 +149,51 @@ def _line(row: sqlite3.Row) -> Line:
     )
 
 
+_KEY_HASH_DIGITS = 16
+_KEY = re.compile(r"aurous-([0-9a-f]{16})-([0-9]{1,9})-([0-9a-f]{16})-([0-9]{1,9})")
+
+
+class JournalError(CommandError):
+    """The directory's batch state cannot be read or trusted; nothing was sent."""
+
+
+@attrs.frozen
+class ParsedKey:
+    """The parts of a key ``make_key`` built."""
+
+    batch_id: str
+    line: int
+    request_hash: str
+    attempt: int
+
+
 def make_key(batch_id: str, line: int, request_hash: str, attempt: int) -> str:
     """The stable idempotency key of one line of one batch."""
-    return f"aurous-{batch_id}-{line}-{request_hash[:16]}-{attempt}"
+    return f"aurous-{batch_id}-{line}-{request_hash[:_KEY_HASH_DIGITS]}-{attempt}"
+
+
+def parse_key(key: object) -> ParsedKey | None:
+    """The parts of a key ``make_key`` built, or ``None`` for anything else."""
+    match = _KEY.fullmatch(key) if isinstance(key, str) else None
+    if match is None:
+        return None
+    batch_id, line, request_hash, attempt = match.groups()
+    return ParsedKey(batch_id, int(line), request_hash, int(attempt))
+
+
+def derived_batch_id(directory: Path) -> str:
+    """The batch id of a directory whose journal is new: a hash of its absolute path.
+
+    A re-run in the same directory after the journal was lost mints the same keys again,
+    so every create it repeats is replayed by the API (within its 24 h window) instead
+    of charged twice.
+    """
+    return hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+
+
+def random_batch_id() -> str:
+    """A batch id of its own (``--force-new``): every line is created again."""
+    return uuid.uuid4().hex[:16]
 
 
 class Journal:
@@ -139,15 +201,24 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         self.path = directory / JOURNAL_NAME
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        # WAL: readers (a progress view, a test) never block the writer. NORMAL sync is
-        # durable against a killed process, which is the crash this journal is for.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        try:
+            # WAL: readers (a progress view, a test) never block the writer. NORMAL sync
+            # is durable against a killed process, which is the crash this journal is for.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT line, idempotency_key, files FROM lines LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise JournalError(
+                f"{self.path}: not a readable batch journal ({exc}); move it aside and "
+                f"re-run to rebuild it from {MANIFEST_NAME}, or use another --out"
+            ) from None
 
     def close(self) -> None:
         self._db.close()
@@ -165,14 +236,56 @@ class Journal:
         )
 
     def batch_id(self) -> str:
-        """This directory's batch id, minted (and committed) on first use."""
+        """This directory's batch id, derived from its path (and committed) on first use."""
         value = self.meta("batch_id")
         if value is None:
-            value = uuid.uuid4().hex[:16]
+            value = derived_batch_id(self.directory)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (value,))
             value = self.meta("batch_id")
             assert value is not None
         return value
+
+    def is_new(self) -> bool:
+        """Nothing was ever recorded here (a new journal, or an emptied one)."""
+        return self.meta("batch_id") is None
+
+    def start_over(self, batch_id: str) -> None:
+        """Forget every line and run as batch ``batch_id`` (``--force-new``)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM lines")
+            self.set_meta("batch_id", batch_id)
+
+    def restore(self, batch_id: str, records: Sequence[Mapping[str, object]]) -> None:
+        """Rebuild a lost journal from ``manifest.jsonl`` records checked by the caller.
+
+        Each record's key gives back the line's request hash (its first 16 hex digits),
+        attempt and batch; ``sync`` then treats the line as the one it was.
+        """
+        now = time.time()
+        with self._transaction():
+            self._db.execute("DELETE FROM lines")
+            self.set_meta("batch_id", batch_id)
+            for record in records:
+                key = parse_key(record["key"])
+                assert key is not None
+                self._db.execute(
+                    "INSERT INTO lines (line, kind, request_hash, request, attempt,"
+                    " idempotency_key, generation_id, status, cost, files, error, updated_at)"
+                    " VALUES (?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.line,
+                        record["kind"],
+                        key.request_hash,
+                        key.attempt,
+                        record["key"],
+                        record["id"],
+                        record["status"],
+                        record["cost"],
+                        json.dumps(record["files"]),
+                        record["error"],
+                        now,
+                    ),
+                )
 
     # -- lines -----------------------------------------------------------------------
     def lines(self, numbers: Iterable[int] | None = None) -> list[Line]:
@@ -208,7 +321,13 @@ class Journal:
                     "SELECT * FROM lines WHERE line = ?", (request.line,)
                 ).fetchone()
                 old = None if row is None else _line(row)
-                if old is None or old.request_hash != request.digest:
+                if old is not None and old.is_for(request) and old.request_hash != request.digest:
+                    # A row rebuilt from the manifest: keep its full hash from now on.
+                    self._db.execute(
+                        "UPDATE lines SET request_hash = ?, request = ? WHERE line = ?",
+                        (request.digest, json.dumps(dict(request.body), sort_keys=True), old.line),
+                    )
+                if old is None or not old.is_for(request):
                     attempt = 0 if old is None else old.attempt + 1
                     self._db.execute(
                         "INSERT OR REPLACE INTO lines (line, kind, request_hash, request, "
@@ -317,6 +436,10 @@ class AsyncJournal:
 
     async def close(self) -> None:
         await self._run(self.sync_journal.close)
+
+    async def call(self, func: Callable[[Journal], T]) -> T:
+        """Run ``func(journal)`` on the journal's worker, like every other statement."""
+        return await self._run(functools.partial(func, self.sync_journal))
 
     async def meta(self, key: str) -> str | None:
         return await self._run(functools.partial(self.sync_journal.meta, key))

@@ -5,7 +5,9 @@ Exit codes (also in ``aurous --help`` and the README):
 ====  =====================================================================
 0     success (for ``batch``/``generate``/``wait``: every line/job succeeded)
 1     some lines or jobs ended without success (the others were completed)
-2     usage error or bad input (every bad line is listed; nothing was sent)
+2     usage error or bad input (every bad line is listed; nothing was sent), or an
+      output directory that cannot be used as it is (unreadable journal, outputs
+      without a journal, another run using it)
 3     API or connection error (code, message and request id are printed)
 4     cost refused (``--max-cost`` exceeded, or the confirmation declined)
 70    internal error (a bug: set ``AUROUS_DEBUG=1`` for the traceback)
@@ -16,6 +18,7 @@ Exit codes (also in ``aurous --help`` and the README):
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -34,8 +37,10 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "CommandError",
     "Output",
     "error_text",
+    "printable",
 ]
 
 EXIT_OK = 0
@@ -50,12 +55,32 @@ EXIT_CODES_HELP = """\
 exit codes:
   0    success (batch/generate/wait: every line or job succeeded)
   1    some lines or jobs ended without success; the others were completed
-  2    usage error or bad input (every bad line is listed; nothing was sent)
+  2    usage error or bad input (every bad line is listed; nothing was sent), or an
+       output directory that cannot be used as it is
   3    API or connection error (code, message and request id are printed)
   4    cost refused (--max-cost exceeded, or the confirmation declined)
   70   internal error (set AUROUS_DEBUG=1 for the traceback)
   130  interrupted; re-run the same batch command to resume it
 """
+
+
+#: C0 and C1 control characters: text from a server (an id, an error message) could
+#: otherwise move the cursor, rewrite the terminal's title or break a line in two.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class CommandError(Exception):
+    """A failure the user can fix, reported as one line with a documented exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
 
 
 def error_text(exc: BaseException) -> str:
@@ -92,10 +117,10 @@ class Output:
 
     def notice(self, text: str) -> None:
         """A one-line note for people (stderr), e.g. which API is used."""
-        self._err.print(text, markup=False)
+        self._err.print(printable(text), markup=False)
 
     def error(self, text: str) -> None:
-        self._err.print(f"aurous: error: {text}", markup=False, style="red")
+        self._err.print(f"aurous: error: {printable(text)}", markup=False, style="red")
 
     def result(self, data: object, human: Callable[[], None] | str | None = None) -> None:
         """``data`` as JSON with ``--json``; otherwise ``human`` (text or a printer)."""
@@ -108,4 +133,4 @@ class Output:
             self.line(human)
 
     def line(self, text: str) -> None:
-        self._out.print(text, markup=False)
+        self._out.print(printable(text), markup=False)

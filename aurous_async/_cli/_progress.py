@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._journal import FINAL_STATUSES, PENDING, REJECTED, UNKNOWN, Line
+from ._output import printable
 
 __all__ = ["BatchProgress"]
 
@@ -149,14 +150,18 @@ class BatchProgress:
             if self._live is not None:
                 # Printing shows the panel as of its last refresh; bring it up to date.
                 self._live.refresh()
-            self.console.print(message, highlight=False, soft_wrap=True)
+            self._print(message)
         if self._live is None:
             now = time.monotonic()
             if now - self._last_plain >= PLAIN_EVERY:
                 self._last_plain = now
-                self.console.print(self.summary_line(), highlight=False, soft_wrap=True)
+                self._print(self.summary_line())
 
     # -- rendering -------------------------------------------------------------------
+    def _print(self, text: str) -> None:
+        # Server text (ids, errors, unknown statuses): never markup, no control codes.
+        self.console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
     def summary_line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items())
         eta = self.eta()
@@ -175,7 +180,7 @@ class BatchProgress:
         table.add_column(justify="right")
         table.add_column()
         for status, count in self.counts().items():
-            table.add_row(str(count), status)
+            table.add_row(str(count), Text(printable(status)))
         eta = self.eta()
         stats = Text.assemble(
             (f"{self.finished}/{self.total}", "bold"),
@@ -208,7 +213,7 @@ class BatchProgress:
             self._live.__exit__(exc_type, exc, tb)
             self._live = None
         elif not self._quiet:
-            self.console.print(self.summary_line(), highlight=False, soft_wrap=True)
+            self._print(self.summary_line())
 
     async def tick(self) -> None:
         """Print the plain summary every few seconds even when nothing finishes."""
@@ -216,4 +221,4 @@ class BatchProgress:
             await anyio.sleep(PLAIN_EVERY)
             if self._live is None and not self._quiet:
                 self._last_plain = time.monotonic()
-                self.console.print(self.summary_line(), highlight=False, soft_wrap=True)
+                self._print(self.summary_line())

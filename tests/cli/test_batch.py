@@ -13,6 +13,8 @@ from ._support import fast_emulator, manifest, run_cli, write_jsonl
 
 PNG = b"\x89PNG\r\n\x1a\n"
 BLOCKED = "aurous-blocked-test-word"
+#: A ``generate`` priced above the confirmation threshold (15 credits).
+VIDEO_15_CREDITS = "generate --video --video-lora seedance-1-lite --duration 12 --resolution 1080p"
 
 
 def _creates(emu: object) -> int:
@@ -272,3 +274,21 @@ async def test_wait_timeout_leaves_a_stuck_job_for_the_next_run(tmp_path: Path) 
     assert second.code == EXIT_OK, second.stderr
     assert "0 done, 1 in flight, 0 to create" in second.stderr
     assert len(generations) == 1
+
+
+@pytest.mark.anyio
+async def test_generate_creates_a_small_request_without_a_terminal(tmp_path: Path) -> None:
+    """``generate`` as the README writes it works without ``--yes`` under the threshold;
+    past it, it still asks (exit 4 without a terminal)."""
+    out = tmp_path / "out"
+    async with fast_emulator() as emu:
+        small = await run_cli(["generate", "a lighthouse", "--out", str(out)], emu)
+        large = await run_cli(
+            [*VIDEO_15_CREDITS.split(), "--out", str(out)],
+            emu,
+        )
+        generations = emu.generations()
+    assert small.code == EXIT_OK, small.stderr
+    assert len(generations) == 1
+    assert large.code == EXIT_COST, large.stderr
+    assert "pass --yes" in large.stderr

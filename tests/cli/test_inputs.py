@@ -150,3 +150,53 @@ def test_coerce_text_rejects_bad_values() -> None:
         coerce_text("camera_fixed", "maybe")
     with pytest.raises(InvalidParameterError, match="loras"):
         coerce_text("loras", "x")
+
+
+def test_csv_keeps_a_quoted_crlf_as_written(tmp_path: Path) -> None:
+    """A CRLF inside a quoted CSV cell reaches the request as CRLF, not LF."""
+    path = tmp_path / "p.csv"
+    path.write_bytes(b'prompt,seed\r\n"first line\r\nsecond line",1\r\nplain,2\r\n')
+    first, second = read_requests(path)
+    assert first.params["prompt"] == "first line\r\nsecond line"
+    assert (second.line, second.params["prompt"]) == (4, "plain")
+
+
+def test_jsonl_lines_end_only_at_cr_or_lf(tmp_path: Path) -> None:
+    """A prompt holding U+2028 stays one line; CRLF files number their lines as written."""
+    text = json.dumps({"prompt": "a\u2028b"}, ensure_ascii=False) + "\r\n" + '{"prompt": "c"}\r\n'
+    first, second = read_requests(_write(tmp_path, "p.jsonl", text))
+    assert (first.line, first.params["prompt"]) == (1, "a\u2028b")
+    assert second.line == 2
+
+
+@pytest.mark.parametrize(
+    ("cell", "fragment"),
+    [
+        ('[{"lora": "a", "lora": "b"}]', "duplicate key 'lora'"),
+        ("[" * 10_000 + "]" * 10_000, "nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "not valid CSV: field larger than field limit"),
+    ],
+)
+def test_csv_json_cells_are_read_strictly(tmp_path: Path, cell: str, fragment: str) -> None:
+    """A JSON list in a CSV cell refuses duplicate keys and runaway nesting, and an
+    oversized cell is a CSV error, each by line."""
+    quoted = '"' + cell.replace('"', '""') + '"'
+    errors = _errors(_write(tmp_path, "p.csv", f"prompt,loras\na,{quoted}\n"))
+    assert errors[0][0] == 2
+    assert fragment in errors[0][1]
+
+
+def test_missing_prompt_names_the_kind_in_good_english(tmp_path: Path) -> None:
+    """The missing-parameter message reads "an image request" / "a video request"."""
+    errors = _errors(_write(tmp_path, "p.jsonl", '{"seed": 1}\n{"kind": "video"}\n'))
+    assert errors == [
+        (1, "prompt: missing (required for an image request)"),
+        (2, "video_lora_id: missing (required for a video request)"),
+    ]
+
+
+def test_the_shipped_examples_are_valid() -> None:
+    """The example input files the README names read without a problem."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    assert len(read_requests(examples / "prompts.csv")) == 3
+    assert len(read_requests(examples / "batch.jsonl")) >= 1

@@ -89,6 +89,7 @@ def test_record_keeps_unspecified_columns(tmp_path: Path) -> None:
         "cost": 2.0,
         "files": ["a.png"],
         "error": None,
+        "key": line.idempotency_key,
     }
 
 
