@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ._billing import LedgerRow
 from ._errors import ApiError
 from ._pagination import paginate
 from ._pricing import rate_card
 from ._routing import Ctx, Reply, Route
+from ._schema import NUMBER, STRING, TIMESTAMP, const, cursor_list, obj
 from ._serialize import iso, money
+
+if TYPE_CHECKING:
+    from ._state import Team
 
 LEDGER_TYPES = ("hold", "release", "charge", "refund", "topup", "adjustment")
 
 
+BALANCE_SCHEMA = obj(
+    {
+        "credits": NUMBER,
+        "held_credits": NUMBER,
+        "available_credits": NUMBER,
+        "currency": const("credit"),
+        "billing_mode": STRING,
+    }
+)
+TEAM_SCHEMA = obj(
+    {
+        "id": STRING,
+        "name": STRING,
+        "credits": NUMBER,
+        "created_at": TIMESTAMP,
+        "billing_email": STRING,
+    },
+    optional=("billing_email",),
+)
+
+
+def balance_json(team: Team) -> dict[str, object]:
+    """The balance object (§9)."""
+    return {
+        "credits": money(team.credits),
+        "held_credits": money(team.held),
+        "available_credits": money(team.available),
+        "currency": "credit",
+        "billing_mode": team.billing_mode,
+    }
+
+
 async def get_balance(ctx: Ctx) -> Reply:
-    team = ctx.team
-    return Reply(
-        body={
-            "credits": money(team.credits),
-            "held_credits": money(team.held),
-            "available_credits": money(team.available),
-            "currency": "credit",
-            "billing_mode": team.billing_mode,
-        }
-    )
+    return Reply(body=balance_json(ctx.team))
 
 
 async def get_team(ctx: Ctx) -> Reply:
@@ -63,6 +93,8 @@ async def list_usage_events(ctx: Ctx) -> Reply:
         }
     )
 
+
+USAGE_EVENTS_SCHEMA = cursor_list(LedgerRow.SCHEMA)
 
 ROUTES: list[Route] = [
     Route("GET", "/v1/balance", get_balance, summary="Get the credit balance"),

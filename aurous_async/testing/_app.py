@@ -147,6 +147,7 @@ class Pipeline:
             crash = ApiError(500, "internal_error", "Internal error.", type="server_error")
             status, body, ctype = 500, dumps(crash.envelope(request_id)), JSON
         headers["Aurous-Version"] = ctx.version
+        state.stats.count(request.method, self.route.path, status, ctx.bucket)
         if state.settings.record_requests:
             state.requests.append(
                 RequestRecord(

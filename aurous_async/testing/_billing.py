@@ -14,6 +14,7 @@ import attrs
 
 from ._errors import ApiError
 from ._ids import new_id
+from ._schema import NUMBER, STRING, TIMESTAMP, const, nullable, obj, one_of
 from ._serialize import iso, money
 
 if TYPE_CHECKING:
@@ -42,6 +43,20 @@ class LedgerRow:
     hold_id: str | None
     description: str
     negative: bool = False
+
+    SCHEMA = obj(
+        {
+            "id": STRING,
+            "object": const("usage_event"),
+            "type": one_of("hold", "release", "charge", "refund", "topup", "adjustment"),
+            "amount": NUMBER,
+            "currency": const("credit"),
+            "created_at": TIMESTAMP,
+            "generation_id": nullable(STRING),
+            "hold_id": nullable(STRING),
+            "description": STRING,
+        }
+    )
 
     def signed(self) -> Decimal:
         debit = self.type in DEBIT_TYPES or (self.type == "adjustment" and self.negative)

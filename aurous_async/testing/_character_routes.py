@@ -13,7 +13,20 @@ from ._characters import CONTENT_TYPES, EXTENSIONS, POSES
 from ._errors import ApiError, bad_format, invalid, missing, not_found, out_of_range
 from ._files import MAX_FILE_BYTES
 from ._pagination import paginate
+from ._ranges import byte_reply
 from ._routing import Ctx, Reply, Route
+from ._schema import (
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    TIMESTAMP,
+    array,
+    const,
+    cursor_list,
+    nullable,
+    obj,
+    one_of,
+)
 from ._validate import boolean, choice, items, reject_unknown, text
 
 NAME_MAX = 120
@@ -33,6 +46,38 @@ ATTRIBUTE_TEXT_MAX = {
 }
 ATTRIBUTES = ("gender", "age", *ATTRIBUTE_TEXT_MAX)
 _CHUNK = 64 * 1024
+
+#: The fields ``CharacterStore.to_json`` writes (kept here, beside the attribute set).
+CHARACTER_SCHEMA = obj(
+    {
+        "id": STRING,
+        "object": const("character"),
+        "name": STRING,
+        "status": one_of("synthesizing", "reviewing", "ready", "failed", "deleted"),
+        "refs": array(obj({"pose": one_of(*POSES), "url": STRING})),
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "attributes": {
+            "type": "object",
+            "properties": {name: INTEGER if name == "age" else STRING for name in ATTRIBUTES},
+            "additionalProperties": False,
+        },
+        "error_message": nullable(STRING),
+        "aurous_version": STRING,
+        "client_reference_id": nullable(STRING),
+        "deleted_at": nullable(TIMESTAMP),
+    }
+)
+
+CHARACTER_LIST_SCHEMA = cursor_list(CHARACTER_SCHEMA)
+CHARACTER_DELETED_SCHEMA = obj({"id": STRING, "object": const("character"), "deleted": BOOLEAN})
+CLASSIFY_SCHEMA = obj(
+    {
+        "upload_id": STRING,
+        "pose": one_of(*POSES),
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    }
+)
 
 
 def parse_attributes(value: object) -> dict[str, object]:
@@ -272,7 +317,7 @@ async def ref_content(ctx: Ctx) -> Reply:
         )
     if isinstance(found, str):
         raise not_found("ref")
-    return Reply(data=found.data, content_type=found.mime_type)
+    return byte_reply(ctx, found.data, found.mime_type)
 
 
 _ONE = "/v1/characters/{character_id}"

@@ -25,6 +25,7 @@ from ._files import check_image
 from ._ids import new_id
 from ._imageinfo import ImageInfo, make_png
 from ._pricing import CHARACTER_SYNTHESIS_GENERATIONS, IMAGE_BASE
+from ._schema import STRING, STRING_MAP, TIMESTAMP, obj
 from ._serialize import iso
 from ._signing import check_token, make_token
 
@@ -171,6 +172,15 @@ class CharacterStore:
 
     def _drop_ticket(self, upload_id: str) -> None:
         self._tickets.pop(upload_id, None)
+
+    TICKET_SCHEMA = obj(
+        {
+            "upload_id": STRING,
+            "upload_url": STRING,
+            "upload_headers": STRING_MAP,
+            "expires_at": TIMESTAMP,
+        }
+    )
 
     def ticket_json(self, ticket: UploadTicket) -> dict[str, object]:
         path = upload_path(ticket.id)

@@ -6,7 +6,6 @@ API's private bucket URL, needs no API key, and is unmetered: an emulator detail
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
@@ -16,7 +15,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ._errors import ApiError, bad_format, missing, not_found, out_of_range
 from ._files import MAX_FILE_BYTES, PURPOSES, check_image
 from ._idempotency import canonical_json
+from ._json_input import JsonInputError
+from ._json_input import parse as parse_json
+from ._ranges import byte_reply
 from ._routing import Ctx, Reply, Route
+from ._schema import BOOLEAN, STRING, const, obj
 
 MAX_FIELD_BYTES = 64 * 1024
 METADATA_MAX_KEYS = 50
@@ -100,8 +103,8 @@ def _metadata(raw: bytes | None) -> dict[str, object]:
     if raw is None or not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        value = parse_json(raw)
+    except JsonInputError:
         raise bad_format("metadata", "'metadata' must be a JSON-encoded object.") from None
     if value is None:
         return {}
@@ -150,6 +153,9 @@ async def get_file(ctx: Ctx) -> Reply:
     return Reply(body=files.to_json(files.get(ctx.team.id, ctx.match["file_id"])))
 
 
+DELETED_SCHEMA = obj({"deleted": BOOLEAN, "id": STRING, "object": const("file")})
+
+
 async def delete_file(ctx: Ctx) -> Reply:
     """Purge a file now; always 200."""
     file_id = ctx.match["file_id"]
@@ -168,7 +174,7 @@ async def file_content(ctx: Ctx) -> Reply:
         )
     if isinstance(found, str):
         raise not_found("file")
-    return Reply(data=found.data, content_type=found.info.mime_type)
+    return byte_reply(ctx, found.data, found.info.mime_type)
 
 
 ROUTES: list[Route] = [

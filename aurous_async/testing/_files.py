@@ -9,6 +9,7 @@ import attrs
 from ._errors import bad_format, not_found, out_of_range
 from ._ids import new_id
 from ._imageinfo import ImageError, ImageInfo, inspect_image
+from ._schema import INTEGER, STRING, STRING_MAP, TIMESTAMP, const, obj, one_of
 from ._serialize import iso
 from ._signing import check_token, make_token
 
@@ -120,6 +121,22 @@ class FileStore:
             return verdict
         stored = self._live(file_id)
         return "gone" if stored is None else stored
+
+    SCHEMA = obj(
+        {
+            "id": STRING,
+            "object": const("file"),
+            "purpose": one_of(*PURPOSES),
+            "mime_type": STRING,
+            "size_bytes": INTEGER,
+            "width_px": INTEGER,
+            "height_px": INTEGER,
+            "url": STRING,
+            "expires_at": TIMESTAMP,
+            "created_at": TIMESTAMP,
+            "metadata": STRING_MAP,
+        }
+    )
 
     def to_json(self, stored: StoredFile) -> dict[str, object]:
         """The file object of §10, with a freshly signed 1 h URL."""

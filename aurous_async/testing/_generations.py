@@ -25,7 +25,19 @@ import attrs
 from ._errors import ApiError
 from ._ids import new_id
 from ._loras import Lora, LoraCatalog
-from ._pricing import cost_json
+from ._pricing import BREAKDOWN_SCHEMA, COST_SCHEMA, cost_json
+from ._schema import (
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+    array,
+    const,
+    nullable,
+    obj,
+    one_of,
+)
 from ._serialize import dumps, iso
 from ._signing import make_token
 
@@ -34,6 +46,17 @@ if TYPE_CHECKING:
     from ._state import EmulatorState, Team
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired", "moderation_rejected"})
+#: Every wire status (A2), in lifecycle order.
+STATUSES = (
+    "queued",
+    "pending",
+    "processing",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "expired",
+    "moderation_rejected",
+)
 #: What ``force_outcome`` / ``force_next_outcome`` accept: a terminal state, or
 #: ``processing`` for a job that gets stuck there (A18).
 FORCEABLE = TERMINAL | {"processing"}
@@ -93,6 +116,14 @@ class Draft:
     def amount(self) -> Decimal:
         return self.base + self.enhance
 
+    ESTIMATE_SCHEMA = obj(
+        {
+            "object": const("estimate"),
+            "estimated_cost": obj({"amount": NUMBER, "breakdown": BREAKDOWN_SCHEMA}),
+            "currency": const("credit"),
+        }
+    )
+
     def estimate_json(self) -> dict[str, object]:
         cost = cost_json(self.base, self.enhance)
         return {
@@ -138,6 +169,42 @@ class Generation:
         if self.completed_at is None:
             return None
         return round((self.completed_at - self.created_at) * 1000)
+
+    #: The fields ``to_json`` writes, for ``/api-spec.json``.
+    SCHEMA = obj(
+        {
+            "id": STRING,
+            "object": const("inference"),
+            "status": one_of(*STATUSES),
+            "media_type": nullable(one_of("image", "video")),
+            "prompt": nullable(STRING),
+            "negative_prompt": nullable(STRING),
+            "created_at": TIMESTAMP,
+            "completed_at": nullable(TIMESTAMP),
+            "output_urls": array(STRING),
+            "output_video_url": nullable(STRING),
+            "reference_image_urls": nullable(array(STRING)),
+            "error_message": nullable(STRING),
+            "duration_ms": nullable(INTEGER),
+            "cost": COST_SCHEMA,
+            "width": INTEGER,
+            "height": INTEGER,
+            "image_count": nullable(INTEGER),
+            "size_preset": nullable(STRING),
+            "inference_type": STRING,
+            "cfg_rescale": nullable(NUMBER),
+            "denoise_strength": nullable(NUMBER),
+            "seed": INTEGER,
+            "video_duration": nullable(INTEGER),
+            "video_resolution": nullable(STRING),
+            "video_ratio": nullable(STRING),
+            "video_camera_fixed": nullable(BOOLEAN),
+            "character_id": nullable(STRING),
+            "loras": nullable(array(obj({"id": STRING, "name": STRING}))),
+            "aurous_version": STRING,
+            "creation_request_id": STRING,
+        }
+    )
 
     def to_json(self) -> dict[str, object]:
         """The GenerationResponse (§8.2). Every field is always present; null when n/a."""

@@ -8,6 +8,7 @@ re-POSTs to the new path.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 from ._errors import ApiError
 from ._routing import Ctx, Handler, Reply, Route
@@ -24,8 +25,11 @@ def _redirect(target: str) -> Handler:
                 "resource_not_found",
                 f"{ctx.request.path} was retired on 2026-08-04; use {target.split('{')[0]}…",
             )
-        location = target.format(**ctx.match)
-        query = ctx.request.query_string
+        # Path parameters arrive decoded; a header must carry them percent-encoded.
+        location = target.format(
+            **{name: quote(value, safe="") for name, value in ctx.match.items()}
+        )
+        query = ctx.request.rel_url.raw_query_string
         if query:
             location = f"{location}?{query}"
         return Reply(

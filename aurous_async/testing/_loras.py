@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import attrs
 
+from ._schema import BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, nullable, obj
 from ._serialize import iso
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -56,6 +57,36 @@ class Lora:
     @property
     def legacy_uuid(self) -> str:
         return str(uuid.uuid5(_UUID_NAMESPACE, self.id))
+
+    SCHEMA = obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "is_public": BOOLEAN,
+            "created_at": TIMESTAMP,
+            "slug": STRING,
+            "description": STRING,
+            "preview_image_url": STRING,
+            "default_denoise_strength": nullable(NUMBER),
+            "default_guidance_scale": nullable(NUMBER),
+            "default_steps": nullable(INTEGER),
+            "has_template": BOOLEAN,
+        }
+    )
+    VIDEO_SCHEMA = obj(
+        {
+            "id": STRING,
+            "name": STRING,
+            "is_public": BOOLEAN,
+            "default_resolution": STRING,
+            "default_ratio": STRING,
+            "default_duration": INTEGER,
+            "created_at": TIMESTAMP,
+            "slug": STRING,
+            "description": STRING,
+            "preview_video_url": STRING,
+        }
+    )
 
     def to_json(self) -> dict[str, object]:
         """The LoraResponse (image) or the video LoRA object."""

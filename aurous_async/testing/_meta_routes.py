@@ -6,16 +6,16 @@ import functools
 import re
 
 from ._routing import Reply, Route
+from ._schema import BOOLEAN, STRING, JSONSchema
 from ._serialize import dumps
 from ._settings import API_VERSION, KNOWN_VERSIONS
+from ._spec_responses import ERROR_SCHEMA, HEADERS, RESPONSES, responses
 
 _PARAM = re.compile(r"\{(\w+)\}")
-_ERROR_REF = {"$ref": "#/components/responses/Error"}
-JSONSchema = dict[str, object]
 
 # -- request shapes (contract §8-§12), so a schema-driven client can build requests ----
-_STR: JSONSchema = {"type": "string"}
-_BOOL: JSONSchema = {"type": "boolean"}
+_STR = STRING
+_BOOL = BOOLEAN
 _PROMPT: JSONSchema = {"type": "string", "minLength": 1, "maxLength": 4000}
 _URL_LIST: JSONSchema = {"type": "array", "items": _STR, "minItems": 1, "maxItems": 6}
 _POSES = ["portrait", "front", "side", "back", "other"]
@@ -224,6 +224,13 @@ def _query(name: str, schema: JSONSchema, *, required: bool = False) -> JSONSche
 
 _LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 100})
 _TOKEN = _query("token", _STR)
+_RANGE: JSONSchema = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "description": "One byte range: bytes=N-M, bytes=N- or bytes=-S",
+    "schema": {"type": "string", "pattern": r"^bytes=\d*-\d*$"},
+}
 _CURSORS = [_LIMIT, _query("starting_after", _STR)]
 #: Query parameters by (method, path template).
 QUERY_PARAMETERS: dict[tuple[str, str], list[JSONSchema]] = {
@@ -268,22 +275,16 @@ QUERY_PARAMETERS: dict[tuple[str, str], list[JSONSchema]] = {
         _LIMIT,
         _query("page_token", _STR),
     ],
-    ("GET", "/v1/images/{id}/output/{n}"): [_TOKEN],
-    ("GET", "/v1/videos/{id}/output"): [
-        _TOKEN,
-        {"name": "Range", "in": "header", "required": False, "schema": _STR},
-    ],
-    ("GET", "/storage/files/{file_id}"): [_TOKEN],
-    ("GET", "/storage/characters/{character_id}/{ref_id}.bin"): [_TOKEN],
+    ("GET", "/v1/images/{id}/output/{n}"): [_TOKEN, _RANGE],
+    ("GET", "/v1/videos/{id}/output"): [_TOKEN, _RANGE],
+    ("GET", "/storage/files/{file_id}"): [_TOKEN, _RANGE],
+    ("GET", "/storage/characters/{character_id}/{ref_id}.bin"): [_TOKEN, _RANGE],
     ("PUT", "/storage/uploads/{upload_id}"): [_TOKEN],
 }
 _INTEGER_PATH_PARAMS = frozenset({"n"})
 
 
 def _operation(route: Route) -> dict[str, object]:
-    responses: dict[str, object] = {str(route.success): {"description": "Success"}}
-    for status in ("400", "401", "403", "404", "409", "429", "500"):
-        responses[status] = _ERROR_REF
     parameters: list[dict[str, object]] = [
         {
             "name": name,
@@ -303,9 +304,9 @@ def _operation(route: Route) -> dict[str, object]:
         "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower())}",
         "summary": route.summary or route.handler.__doc__ or "",
         "parameters": parameters,
-        "responses": responses,
+        "responses": responses(route),
         "security": [{"api-key": []}, {"bearer": []}] if route.auth else [],
-        "x-aurous-bucket": route.bucket if isinstance(route.bucket, str) else "per-request",
+        "x-aurous-bucket": route.bucket if not callable(route.bucket) else "per-request",
         "x-aurous-scope": route.scope if route.auth else None,
     }
     if route.method in ("POST", "PATCH", "PUT"):
@@ -348,34 +349,9 @@ def build_spec(routes: list[Route]) -> dict[str, object]:
                     "schema": {"type": "string", "minLength": 1, "maxLength": 256},
                 },
             },
-            "responses": {
-                "Error": {
-                    "description": "The error envelope",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
-                }
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["type", "code", "message", "request_id"],
-                            "properties": {
-                                "type": {"type": "string"},
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                                "param": {"type": "string", "nullable": True},
-                                "doc_url": {"type": "string"},
-                                "request_id": {"type": "string"},
-                            },
-                        }
-                    },
-                }
-            },
+            "headers": HEADERS,
+            "responses": RESPONSES,
+            "schemas": {"Error": ERROR_SCHEMA},
         },
     }
 

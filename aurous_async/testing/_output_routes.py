@@ -9,15 +9,12 @@ output URL never leaks whether a generation exists. A genuine token past its exp
 
 from __future__ import annotations
 
-import re
-
-from ._errors import ApiError, bad_format, not_found
+from ._errors import ApiError, not_found
 from ._generations import Generation
 from ._media import mp4, png
+from ._ranges import byte_reply
 from ._routing import Ctx, Reply, Route
 from ._signing import check_token
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _key_team(ctx: Ctx) -> str | None:
@@ -68,7 +65,7 @@ def _expired(row: Generation) -> ApiError:
 
 
 async def get_image_output(ctx: Ctx) -> Reply:
-    """Get a single generated image (PNG bytes)."""
+    """Get a single generated image (PNG bytes; honours Range)."""
     row = _authorize(ctx, "img_")
     raw = ctx.match["n"]
     count = row.draft.image_count or 1
@@ -76,7 +73,7 @@ async def get_image_output(ctx: Ctx) -> Reply:
         raise not_found("output")
     n = int(raw)
     data = png(row.draft.width, row.draft.height, row.draft.prompt or "", row.seed + n)
-    return Reply(data=data, content_type="image/png", headers={"Cache-Control": "private"})
+    return byte_reply(ctx, data, "image/png", {"Cache-Control": "private"})
 
 
 async def get_video_output(ctx: Ctx) -> Reply:
@@ -84,46 +81,7 @@ async def get_video_output(ctx: Ctx) -> Reply:
     row = _authorize(ctx, "vid_")
     draft = row.draft
     data = mp4(draft.width, draft.height, draft.video_duration or 5, f"{row.id}|{row.seed}")
-    total = len(data)
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private"}
-    header = ctx.request.headers.get("Range")
-    if header is None:
-        return Reply(data=data, content_type="video/mp4", headers=headers)
-    span = _parse_range(header.strip(), total)
-    if span is None:
-        # Several ranges or an unknown unit: serve the whole file (RFC 9110 allows it).
-        return Reply(data=data, content_type="video/mp4", headers=headers)
-    start, end = span
-    if start >= total or start > end:
-        raise ApiError(
-            416,
-            "invalid_format",
-            f"Range {header!r} is not satisfiable; the video is {total} bytes.",
-            param="Range",
-            type="invalid_request",
-            headers={"Content-Range": f"bytes */{total}"},
-        )
-    end = min(end, total - 1)
-    headers["Content-Range"] = f"bytes {start}-{end}/{total}"
-    return Reply(status=206, data=data[start : end + 1], content_type="video/mp4", headers=headers)
-
-
-def _parse_range(header: str, total: int) -> tuple[int, int] | None:
-    """One ``bytes=`` range as inclusive ``(start, end)``; ``None`` to ignore the header."""
-    match = _RANGE.match(header)
-    if match is None:
-        if header.startswith("bytes=") and "," not in header:
-            raise bad_format("Range", f"Malformed Range header {header!r}.")
-        return None
-    first, last = match.groups()
-    if not first and not last:
-        raise bad_format("Range", f"Malformed Range header {header!r}.")
-    if not first:
-        suffix = int(last)
-        if suffix == 0:
-            return total, total
-        return max(0, total - suffix), total - 1
-    return int(first), int(last) if last else total - 1
+    return byte_reply(ctx, data, "video/mp4", {"Cache-Control": "private"})
 
 
 ROUTES: list[Route] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ._schema import NUMBER, STRING, const, obj
 from ._serialize import money
 
 IMAGE_BASE = Decimal(1)
@@ -29,6 +30,10 @@ def video_price(duration: int, resolution: str, enhance_prompt: bool) -> tuple[D
     return base, enhance
 
 
+BREAKDOWN_SCHEMA = obj({"base": NUMBER, "enhance": NUMBER})
+COST_SCHEMA = obj({"amount": NUMBER, "currency": const("credit"), "breakdown": BREAKDOWN_SCHEMA})
+
+
 def cost_json(base: Decimal, enhance: Decimal) -> dict[str, object]:
     """The ``cost`` object of a generation (§8.2)."""
     return {
@@ -36,6 +41,29 @@ def cost_json(base: Decimal, enhance: Decimal) -> dict[str, object]:
         "currency": "credit",
         "breakdown": {"base": money(base), "enhance": money(enhance)},
     }
+
+
+PRICING_SCHEMA = obj(
+    {
+        "object": const("pricing"),
+        "version": STRING,
+        "currency": const("credit"),
+        "description": STRING,
+        "image": obj(
+            {
+                "base": NUMBER,
+                "enhance_prompt_multiplier": NUMBER,
+                "reference_image_per_image": NUMBER,
+            }
+        ),
+        "video": obj(
+            {
+                "base_per_second": NUMBER,
+                "resolution_factor": {"type": "object", "additionalProperties": NUMBER},
+            }
+        ),
+    }
+)
 
 
 def rate_card(version: str) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,9 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from ._errors import ApiError, bad_format
+from ._json_input import MAX_BYTES as MAX_JSON_BYTES
+from ._json_input import JsonInputError
+from ._json_input import parse as parse_json
 from ._settings import API_VERSION
 
 if TYPE_CHECKING:
@@ -92,6 +94,9 @@ class Ctx:
         return self._json  # type: ignore[return-value]
 
     async def _parse_json(self) -> dict[str, object]:
+        length = self.request.content_length
+        if length is not None and length > MAX_JSON_BYTES:
+            raise bad_format(None, f"The request body is larger than {MAX_JSON_BYTES} bytes.")
         raw = await self.request.read()
         if not raw.strip():
             return {}
@@ -103,9 +108,9 @@ class Ctx:
                 400, "invalid_format", f"Content-Type must be application/json, not {ctype!r}."
             )
         try:
-            value = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise bad_format(None, "The request body is not valid JSON.") from None
+            value = parse_json(raw)
+        except JsonInputError as exc:
+            raise bad_format(None, f"The request body is not accepted: {exc}") from None
         if not isinstance(value, dict):
             raise bad_format(None, "The request body must be a JSON object.")
         return value

@@ -14,10 +14,12 @@ from aiohttp import web
 from aurous_async._clock import Clock, ScaledClock
 
 from ._app import build_app
+from ._control_routes import add_control_routes
 from ._faults import Fault, WebhookFault
 from ._loras import Lora, stable_id
 from ._settings import EmulatorSettings
 from ._state import KEY_ROTATION_GRACE, EmulatorState, RequestRecord
+from ._stats import generation_counts
 
 
 @attrs.frozen
@@ -45,22 +47,27 @@ class Emulator:
 
     @property
     def team_id(self) -> str:
+        """The demo team's id."""
         return self.state.demo_team.id
 
     @property
     def clock(self) -> ScaledClock:
+        """The job clock: jobs, expiry timers and timestamps run on it (``advance`` jumps it)."""
         return self.state.clock
 
     @property
     def rate_clock(self) -> Clock:
+        """The clock the rate-limit buckets refill on."""
         return self.state.rate_clock
 
     @property
     def settings(self) -> EmulatorSettings:
+        """The settings the emulator was started with."""
         return self.state.settings
 
     @property
     def requests(self) -> list[RequestRecord]:
+        """Every API request served so far, oldest first (with ``record_requests``)."""
         return self.state.requests
 
     def advance(self, seconds: float) -> None:
@@ -70,10 +77,21 @@ class Emulator:
 
     # -- seeding -------------------------------------------------------------------
     def add_team(self, name: str = "Other Team", credits: float = 100.0) -> SeededTeam:
+        """Add a team with ``credits`` and a full-scope key; returns its id and key."""
         team = self.state.add_team(name, Decimal(str(credits)))
         return SeededTeam(team.id, self.state.add_key(team.id, "full").secret)
 
     def add_key(self, team_id: str, scope: str = "full", *, legacy: bool = False) -> str:
+        """Mint a key for ``team_id`` and return it.
+
+        Args:
+            team_id: an existing team.
+            scope: ``"read"``, ``"write"`` or ``"full"``.
+            legacy: mint an old-style ``og_`` key.
+
+        Raises:
+            KeyError: no such team.
+        """
         return self.state.add_key(team_id, scope, legacy=legacy).secret
 
     def rotate_key(self, secret: str) -> str:
@@ -83,13 +101,28 @@ class Emulator:
         return self.state.add_key(old.team_id, old.scope).secret
 
     def revoke_key(self, secret: str) -> None:
+        """Revoke a key at once; requests with it get 401.
+
+        Raises:
+            KeyError: no such key.
+        """
         self.state.keys[secret].revoked = True
 
     def set_credits(self, team_id: str, credits: float) -> None:
+        """Set a team's balance to ``credits``.
+
+        Raises:
+            KeyError: no such team.
+        """
         team = self.state.teams[team_id]
         self.state.billing.set_credits(team, Decimal(str(credits)))
 
     def set_billing_mode(self, team_id: str, mode: str) -> None:
+        """Set a team's billing mode (``"metered"`` or ``"exempt"``).
+
+        Raises:
+            KeyError: no such team.
+        """
         self.state.teams[team_id].billing_mode = mode
 
     def add_lora(
@@ -133,6 +166,7 @@ class Emulator:
 
     # -- faults and outcomes ---------------------------------------------------------
     def inject(self, fault: Fault) -> None:
+        """Queue a request fault; it hits the next ``fault.times`` matching requests."""
         self.state.faults.add(fault)
 
     def clear_faults(self) -> None:
@@ -168,6 +202,15 @@ class Emulator:
         ``status``: ``"ready"``, ``"failed"`` or ``"reviewing"`` (the older save flow)."""
         self.state.characters.force_next_outcome(status, error_message)
 
+    def stats(self) -> dict[str, object]:
+        """Request counts (by method, route template, status and bucket) and generation
+        counts per team: what ``GET /_emulator/stats`` answers."""
+        return {
+            "object": "emulator.stats",
+            "requests": self.state.stats.to_json(),
+            "generations": generation_counts(self.state.generations.rows.values()),
+        }
+
     def generations(self, team_id: str | None = None) -> list[dict[str, Any]]:
         """Server-side generation rows, as the API would render them."""
         return self.state.generations.dump(team_id)
@@ -185,7 +228,16 @@ async def run_emulator(
     """Serve the emulator on a free loopback port for the duration of the block.
 
     Being for tests, it accepts ``http://127.0.0.1`` webhook receivers unless told
-    otherwise. Keyword arguments override fields of ``settings``.
+    otherwise. Keyword arguments override fields of ``settings`` (``control_token="…"``
+    also serves the ``/_emulator/`` control routes, for other processes).
+
+    Args:
+        settings: the emulator's settings (default: ``EmulatorSettings()``).
+        overrides: fields of ``settings`` to replace, e.g. ``time_scale=50``.
+
+    Raises:
+        TypeError: an override names no field of ``EmulatorSettings``.
+        OSError: the port in the settings cannot be bound.
     """
     overrides.setdefault("allow_http_webhooks", True)
     settings = attrs.evolve(settings or EmulatorSettings(), **overrides)
@@ -195,9 +247,20 @@ async def run_emulator(
 
 @contextlib.asynccontextmanager
 async def serve(settings: EmulatorSettings) -> AsyncIterator[Emulator]:
-    """Start the server, its job ticker and webhook worker; stop them all on exit."""
+    """Start the server, its job ticker and webhook worker; stop them all on exit.
+
+    Args:
+        settings: the emulator's settings, used as they are (``run_emulator`` also
+            accepts ``http://`` webhook receivers).
+
+    Raises:
+        OSError: ``settings.host`` / ``settings.port`` cannot be bound.
+    """
     state = EmulatorState(settings)
+    emulator = Emulator(state, "")
     app = build_app(state)
+    if settings.control_token:
+        add_control_routes(app, emulator, settings.control_token)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -207,12 +270,13 @@ async def serve(settings: EmulatorSettings) -> AsyncIterator[Emulator]:
     port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     base_url = f"http://{settings.host}:{port}"
     state.base_url = settings.public_base_url or base_url
+    emulator.base_url = base_url
     tasks = [
         asyncio.create_task(state.scheduler.run(), name="aurous-emulator-ticker"),
         asyncio.create_task(state.webhooks.run(), name="aurous-emulator-webhooks"),
     ]
     try:
-        yield Emulator(state, base_url)
+        yield emulator
     finally:
         state.closing = True
         state.stopping.set()

@@ -29,6 +29,7 @@ class BucketSpec:
 
     @property
     def per_second(self) -> float:
+        """The refill rate in tokens per second."""
         return self.per_minute / 60.0
 
 
@@ -70,6 +71,10 @@ class EmulatorSettings:
         balance_low_threshold: ``usage.balance_low`` fires at or below this.
         record_requests: keep a log of every request for tests.
         public_base_url: the base of URLs the emulator hands out; defaults to its own.
+        signing_clock: the clock webhook signatures' ``t=`` is read from; real time
+            unless a test injects one (receivers check it against their real clock).
+        control_token: serve the ``/_emulator/`` control routes to requests bearing
+            this token; ``None`` (the default) serves none.
     """
 
     host: str = "127.0.0.1"
@@ -89,3 +94,5 @@ class EmulatorSettings:
     record_requests: bool = True
     public_base_url: str | None = None
     start_time: float | None = None
+    signing_clock: Clock | None = None
+    control_token: str | None = attrs.field(default=None, repr=False)

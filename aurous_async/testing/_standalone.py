@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,9 @@ import attrs
 
 from ._server import serve
 from ._settings import DOCUMENTED_BUCKETS, BucketSpec, EmulatorSettings
+
+#: Where ``--control-token`` is read from when not given (keeps it out of ``ps``).
+ENV_CONTROL_TOKEN = "AUROUS_EMULATOR_CONTROL_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-request-log", action="store_true", help="do not keep a log of requests in memory"
     )
+    parser.add_argument(
+        "--control-token",
+        default=os.environ.get(ENV_CONTROL_TOKEN) or None,
+        help=(
+            "serve the /_emulator/ control routes (stats, faults, clock, teams, ...) to "
+            f"requests sending 'Authorization: Bearer <token>' (default: ${ENV_CONTROL_TOKEN}; "
+            "unset: no control routes)"
+        ),
+    )
 
 
 def settings_from(args: argparse.Namespace) -> EmulatorSettings:
@@ -62,6 +75,7 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
         buckets=buckets,
         initial_credits=args.credits,
         record_requests=not args.no_request_log,
+        control_token=args.control_token,
     )
 
 
@@ -79,6 +93,8 @@ async def run_forever(settings: EmulatorSettings) -> None:
             f"export AUROUS_BASE_URL={emulator.base_url} AUROUS_API_KEY={emulator.api_key}",
             flush=True,
         )
+        if settings.control_token:
+            print(f"Control routes: {emulator.base_url}/_emulator/ (bearer token)", flush=True)
         await asyncio.Event().wait()
 
 

@@ -22,6 +22,7 @@ from ._idempotency import IdempotencyStore
 from ._ids import new_id
 from ._ratelimit import RateLimiter
 from ._settings import API_VERSION, DEMO_API_KEY, DEMO_TEAM_NAME, EmulatorSettings
+from ._stats import RequestStats
 from ._webhooks import WebhookHub
 
 SCOPE_RANK = {"read": 0, "write": 1, "full": 2}
@@ -118,10 +119,13 @@ class EmulatorState:
             settings.time_scale, start=settings.start_time
         )
         self.rate_clock: Clock = settings.rate_clock or SystemClock()
+        #: Real time, for what happens in the receiver's world: webhook signatures.
+        self.signing_clock: Clock = settings.signing_clock or SystemClock()
         self.base_url = settings.public_base_url or ""
         self.teams: dict[str, Team] = {}
         self.keys: dict[str, ApiKey] = {}
         self.requests: list[RequestRecord] = []
+        self.stats = RequestStats()
         #: Set while the server shuts down: hung requests (fault ``hang``) let go.
         self.closing = False
         self.stopping = asyncio.Event()

@@ -17,13 +17,16 @@ import json
 import math
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from multidict import MultiMapping
 
 from ._errors import bad_format, missing, out_of_range
 from ._generations import Generation
+from ._json_input import parse as parse_json
 from ._pagination import parse_limit
 from ._routing import Ctx, Reply, Route
+from ._schema import BOOLEAN, INTEGER, NUMBER, STRING, TIMESTAMP, array, const, nullable, obj
 from ._serialize import iso, money, parse_iso
 
 DAY = 86400
@@ -99,7 +102,7 @@ def _fingerprint(ctx: Ctx) -> str:
 def _read_token(ctx: Ctx, token: str) -> tuple[int, float]:
     try:
         padded = token + "=" * (-len(token) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        payload: Any = parse_json(base64.urlsafe_b64decode(padded.encode()))
         offset, end, issued, fingerprint = (
             int(payload["o"]),
             float(payload["e"]),
@@ -166,6 +169,48 @@ def _percentile(sorted_values: list[int], fraction: float) -> int | None:
     if not sorted_values:
         return None
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+_COUNT = INTEGER
+METRICS_SCHEMA = obj(
+    {
+        "request_count": _COUNT,
+        "successful_count": _COUNT,
+        "failed_count": _COUNT,
+        "cancelled_count": _COUNT,
+        "credits_used": NUMBER,
+        "duration_ms_p50": nullable(INTEGER),
+        "duration_ms_p95": nullable(INTEGER),
+        "image_count": _COUNT,
+        "video_seconds": _COUNT,
+        "total_input_tokens": _COUNT,
+        "total_output_tokens": _COUNT,
+    }
+)
+USAGE_SCHEMA = obj(
+    {
+        "object": const("list"),
+        "data": array(
+            obj(
+                {
+                    "object": const("usage.bucket"),
+                    "bucket_start": TIMESTAMP,
+                    "bucket_end": TIMESTAMP,
+                    "groups": array(
+                        obj(
+                            {
+                                "key": {"type": "object", "additionalProperties": nullable(STRING)},
+                                "metrics": METRICS_SCHEMA,
+                            }
+                        )
+                    ),
+                }
+            )
+        ),
+        "has_more": BOOLEAN,
+        "next_page": nullable(STRING),
+    }
+)
 
 
 def _metrics(rows: Iterable[Generation]) -> dict[str, object]:

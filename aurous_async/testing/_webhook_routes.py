@@ -9,6 +9,7 @@ from yarl import URL
 from ._errors import bad_format, missing, not_found, out_of_range
 from ._ids import new_id
 from ._routing import Ctx, Reply, Route
+from ._schema import BOOLEAN, STRING, const, obj
 from ._serialize import iso, money
 from ._validate import https_url, mapping, reject_unknown, text
 from ._webhooks import Endpoint, event_types
@@ -103,6 +104,17 @@ async def rotate_secret(ctx: Ctx) -> Reply:
     endpoint = _endpoint(ctx)
     secret = ctx.state.webhooks.rotate(endpoint)
     return Reply(body=endpoint.to_json(secret=secret))
+
+
+TEST_FIRE_SCHEMA = obj(
+    {
+        "object": const("webhook_test_fire"),
+        "endpoint_id": STRING,
+        "event_id": STRING,
+        "enqueued": BOOLEAN,
+    }
+)
+DELETED_SCHEMA = obj({"id": STRING, "object": const("webhook_endpoint"), "deleted": BOOLEAN})
 
 
 async def fire_test(ctx: Ctx) -> Reply:

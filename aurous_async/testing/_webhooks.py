@@ -24,6 +24,7 @@ import yarl
 
 from ._faults import WebhookFault
 from ._ids import new_id
+from ._schema import BOOLEAN, INTEGER, STRING, STRING_MAP, TIMESTAMP, array, const, nullable, obj
 from ._serialize import dumps, iso
 from ._settings import API_VERSION
 from ._webhook_signing import new_secret, secret_preview, signature_header
@@ -83,6 +84,25 @@ class Endpoint:
         """The current secret, then every retired one still inside its grace period."""
         return [self.secret] + [old for old, until in self.retired if now < until]
 
+    SCHEMA = obj(
+        {
+            "id": STRING,
+            "object": const("webhook_endpoint"),
+            "url": STRING,
+            "events": array(STRING),
+            "description": nullable(STRING),
+            "secret_preview": STRING,
+            "secret": nullable(STRING),
+            "is_active": BOOLEAN,
+            "consecutive_failures": INTEGER,
+            "last_success_at": nullable(TIMESTAMP),
+            "last_failure_at": nullable(TIMESTAMP),
+            "metadata": STRING_MAP,
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+        }
+    )
+
     def to_json(self, secret: str | None = None) -> dict[str, object]:
         """The endpoint object; ``secret`` is shown only by create and rotate_secret."""
         return {
@@ -126,9 +146,15 @@ class Delivery:
 
     @property
     def ok(self) -> bool:
+        """Whether the receiver answered with a 2xx status."""
         return self.status is not None and 200 <= self.status < 300
 
     def json(self) -> Any:
+        """The delivered body, parsed as JSON.
+
+        Raises:
+            ValueError: the body is not JSON (a tampered delivery may not be).
+        """
         return json.loads(self.body)
 
 
@@ -365,7 +391,11 @@ class WebhookHub:
                     return
                 url = endpoint.url
                 assert job.event_id is not None
-                secrets_, stamp, body = endpoint.signing_secrets(now), now, job.body
+                # Delivery happens in the receiver's world: ``t=`` is real time (the
+                # receiver checks it against its own clock), while the payload's times
+                # stay on the emulator's clock.
+                stamp = self._state.signing_clock.time()
+                secrets_, body = endpoint.signing_secrets(now), job.body
                 fault = self.fault
                 if fault is not None:
                     stamp += fault.skew

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -274,7 +275,7 @@ async def test_delay_fault_stalls_the_response(emu: Emulator, http: aiohttp.Clie
     """A delay fault holds the response past a client's deadline."""
     emu.inject(Fault("delay", match="/v1/team", delay=5.0))
     timeout = aiohttp.ClientTimeout(total=0.2)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # the built-in TimeoutError from 3.11 on
         async with http.get("/v1/team", headers=key(emu.api_key), timeout=timeout) as r:
             await r.read()
 

@@ -88,3 +88,12 @@ async def test_sunset_is_crossed_on_the_emulator_clock() -> None:
         emu.advance(10)
         async with http.get(url, allow_redirects=False) as r:
             assert r.status == 404
+
+
+async def test_location_percent_encodes_what_the_path_decoded() -> None:
+    """An id with non-ASCII or reserved characters redirects to its percent-encoded form."""
+    async with run_emulator(start_time=BEFORE) as emu, aiohttp.ClientSession() as http:
+        path = "/v1/generations/%C3%A9%20x%2F?limit=%C3%A9"
+        async with http.get(f"{emu.base_url}{path}", allow_redirects=False) as r:
+            assert r.status == 308
+            assert r.headers["Location"] == f"{emu.base_url}/v1/images/%C3%A9%20x%2F?limit=%C3%A9"

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from aurous_async.testing import Emulator, run_emulator
+from aurous_async.testing._imageinfo import make_png
 from aurous_async.testing._media import mp4, png
 
 pytestmark = pytest.mark.anyio
@@ -263,3 +264,46 @@ async def test_mp4_size_scales_with_duration() -> None:
     """Longer videos make bigger files; the builder is deterministic."""
     assert mp4(848, 480, 2, "s") == mp4(848, 480, 2, "s")
     assert len(mp4(848, 480, 12, "s")) > len(mp4(848, 480, 2, "s"))
+
+
+async def byte_urls(emu: Emulator) -> dict[str, str]:
+    """A signed URL of each byte route: image and video output, file and ref content."""
+    image = await finished(emu, prompt="ranged")
+    video = await finished(emu, "/v1/videos", video_lora_id="seedance-1-lite", duration=2)
+    async with aiohttp.ClientSession(emu.base_url, headers={"X-Api-Key": emu.api_key}) as s:
+        async with s.post("/v1/characters", json={"name": "R", "generate": True}) as r:
+            character = await r.json()
+        emu.advance(LONG)
+        async with s.get(f"/v1/characters/{character['id']}") as r:
+            character = await r.json()
+        form = aiohttp.FormData()
+        png_bytes = make_png(40, 30, (5, 6, 7))
+        form.add_field("file", png_bytes, filename="f.png", content_type="image/png")
+        form.add_field("purpose", "reference")
+        async with s.post("/v1/files", data=form) as r:
+            stored = await r.json()
+    return {
+        "image": local(image["output_urls"][0]),
+        "video": local(video["output_video_url"]),
+        "file": local(stored["url"]),
+        "ref": local(character["refs"][0]["url"]),
+    }
+
+
+async def test_every_byte_route_honours_range(emu: Emulator, http: aiohttp.ClientSession) -> None:
+    """Every byte route: Accept-Ranges on 200, 206 for N- and N-M, 416 past the end."""
+    for name, url in (await byte_urls(emu)).items():
+        async with http.get(url) as r:
+            assert (r.status, r.headers["Accept-Ranges"]) == (200, "bytes"), name
+            whole = await r.read()
+        total = len(whole)
+        for header, start, end in (("bytes=7-", 7, total - 1), ("bytes=2-5", 2, 5)):
+            async with http.get(url, headers={"Range": header}) as r:
+                assert r.status == 206, (name, header)
+                assert r.headers["Content-Range"] == f"bytes {start}-{end}/{total}", name
+                assert r.headers["Accept-Ranges"] == "bytes"
+                assert await r.read() == whole[start : end + 1], name
+        async with http.get(url, headers={"Range": f"bytes={total}-"}) as r:
+            assert r.status == 416, name
+            assert r.headers["Content-Range"] == f"bytes */{total}"
+            assert (await r.json())["error"]["param"] == "Range"

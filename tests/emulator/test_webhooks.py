@@ -9,7 +9,9 @@ import itertools
 import json
 import re
 import socket
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from aurous_async._clock import ScaledClock
 from aurous_async.testing import Emulator, run_emulator
 from aurous_async.testing._webhooks import Delivery, WebhookHub
+from aurous_async.webhooks import WebhookVerificationError, verify
 
 pytestmark = pytest.mark.anyio
 
@@ -423,7 +427,7 @@ async def test_published_events_are_enveloped_and_signed(
     assert got.headers["User-Agent"].startswith("Aurous-Webhooks/")
     t, v1 = signatures(got.headers["Aurous-Webhook-Signature"])
     assert v1 == [expected_v1(created["secret"], t, got.body)]
-    assert abs(t - emu.clock.time()) < 600
+    assert abs(t - time.time()) < 60  # real time, not the 1000x clock
     (record,) = attempts(emu, created["id"])
     assert (record.status, record.attempt, record.body) == (200, 1, got.body)
     _status, fetched = await call(http, "GET", f"/v1/webhook_endpoints/{created['id']}")
@@ -742,3 +746,53 @@ async def test_deliveries_never_leave_loopback_by_default() -> None:
         tries = [d for d in emu.deliveries if d.url.startswith("https://receiver.")]
         assert tries
         assert all(d.status is None and "loopback" in (d.error or "") for d in tries)
+
+
+async def test_signatures_use_real_time_so_the_sdk_verifies_a_fast_emulator(
+    receiver: Receiver,
+) -> None:
+    """At 60x with the clock a minute and more ahead, a delivery still verifies in real time."""
+    async with (
+        run_emulator(time_scale=60.0) as emu,
+        aiohttp.ClientSession(emu.base_url, headers={"X-Api-Key": emu.api_key}) as http,
+    ):
+        emu.advance(400)  # what 6 real seconds at 60x plus a little more amount to
+        assert emu.clock.time() - time.time() > 300
+        created = await create(http, receiver.url("real"), ["image.completed"])
+        await call(
+            http,
+            "POST",
+            f"/v1/webhook_endpoints/{created['id']}/test",
+            {"event_type": "image.completed"},
+        )
+        got = await receiver.next("real")
+        event = verify(got.body, got.headers, created["secret"])  # tolerance: real time now
+        assert event.type == "image.completed"
+        assert ISO.match(json.loads(got.body)["created_at"])
+        assert json.loads(got.body)["created_at"] > iso_now(emu.clock.time() - 60)
+
+
+async def test_the_signing_clock_is_injectable(receiver: Receiver) -> None:
+    """A test-controlled signing clock sets ``t=``, so a stale delivery can be staged."""
+    signing = ScaledClock(1.0, start=1_000_000_000.0)
+    async with (
+        run_emulator(signing_clock=signing) as emu,
+        aiohttp.ClientSession(emu.base_url, headers={"X-Api-Key": emu.api_key}) as http,
+    ):
+        created = await create(http, receiver.url("stale"), ["image.completed"])
+        await call(
+            http,
+            "POST",
+            f"/v1/webhook_endpoints/{created['id']}/test",
+            {"event_type": "image.completed"},
+        )
+        got = await receiver.next("stale")
+    t, _ = signatures(got.headers["Aurous-Webhook-Signature"])
+    assert 1_000_000_000 <= t < 1_000_000_060
+    with pytest.raises(WebhookVerificationError, match="tolerance"):
+        verify(got.body, got.headers, created["secret"])
+    assert verify(got.body, got.headers, created["secret"], now=t).type == "image.completed"
+
+
+def iso_now(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -68,7 +68,7 @@ async def setup(
             # so the endpoint is registered on the emulator side.
             hub = emu.state.webhooks
             endpoint, secret = hub.create(emu.team_id, server.url(), EVENTS, None, {})
-            users.append(Endpoint(emu, WebhookReceiver(secret, clock=emu.clock), endpoint.id))
+            users.append(Endpoint(emu, WebhookReceiver(secret), endpoint.id))
             yield emu, client, users[0]
             emu.clear_faults()
             with anyio.fail_after(10):
