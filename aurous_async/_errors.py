@@ -18,9 +18,14 @@
     │   ├── GoneError                             410 output_expired
     │   ├── RateLimitError                        429
     │   └── ServerError                           5xx (and any other unexpected status)
-    └── APIConnectionError                        no (complete) answer
-        ├── APITimeoutError (also TimeoutError)
-        └── OutcomeUnknownError                   a create may or may not have happened
+    ├── APIConnectionError                        no (complete) answer
+    │   ├── APITimeoutError (also TimeoutError)
+    │   │   └── RateLimitQueueTimeoutError        no rate-limit permit within max_queue_wait
+    │   ├── OutcomeUnknownError                   a create may or may not have happened
+    │   └── APIResponseValidationError            a 2xx body: not JSON, or not the model
+    ├── ResponseTooLargeError                     an answer above max_response_bytes, unread
+    ├── FleetUnavailableError (also ConnectionError)  fleet mode's Redis cannot be used
+    └── EventLoopMismatchError (also RuntimeError)    a client used outside its event loop
 
 Every error carries ``request_id`` (when the server assigned one),
 ``idempotency_key`` (when the failed call was an idempotent create) and
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STATUS_ERRORS",
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AurousError",
@@ -51,6 +57,8 @@ __all__ = [
     "BadRequestError",
     "ConflictError",
     "CostLimitExceededError",
+    "EventLoopMismatchError",
+    "FleetUnavailableError",
     "GenerationFailedError",
     "GoneError",
     "InsufficientCreditsError",
@@ -59,6 +67,8 @@ __all__ = [
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitQueueTimeoutError",
+    "ResponseTooLargeError",
     "ServerError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
@@ -246,6 +256,38 @@ class APITimeoutError(APIConnectionError, TimeoutError):
     """An attempt or the whole call ran out of time."""
 
 
+class RateLimitQueueTimeoutError(APITimeoutError):
+    """No rate-limit permit within ``max_queue_wait``; the request was never sent.
+
+    Raised at once when the governor's model already says the wait would be longer, or
+    when the wait in the queue reaches the bound.
+
+    Attributes:
+        bucket: the rate-limit bucket waited for.
+        position: the call's place in the bucket's queue (1 = next).
+        estimated_wait: seconds the model says were still to wait (``None``: unknown).
+        max_queue_wait: the bound that was reached.
+        waited: seconds already waited (0 when raised at once).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str,
+        position: int,
+        estimated_wait: float | None,
+        max_queue_wait: float,
+        waited: float,
+    ) -> None:
+        super().__init__(message, maybe_sent=False)
+        self.bucket = bucket
+        self.position = position
+        self.estimated_wait = estimated_wait
+        self.max_queue_wait = max_queue_wait
+        self.waited = waited
+
+
 class OutcomeUnknownError(APIConnectionError):
     """A create got no definitive answer on its last attempt: it may have happened.
 
@@ -268,6 +310,71 @@ class OutcomeUnknownError(APIConnectionError):
         super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
 
 
+class APIResponseValidationError(APIConnectionError):
+    """A 2xx answer arrived but cannot be read: its body is not JSON, or does not fit
+    the model the call returns.
+
+    A body that is not JSON is treated as a lost answer (retried like a dropped
+    connection, hence the base class); this error is raised when retries do not help.
+    A body that does not fit the model is raised at once: the same answer would come
+    back. The message keeps the decoder's description of every mismatch.
+
+    Attributes:
+        route: the method and route template of the call (``GET /v1/team``).
+        status: the HTTP status of the answer.
+        path: the JSON path of the first mismatch (``$.id``; ``$`` for the body as a
+            whole), or ``None`` for a body that is not JSON.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        route: str,
+        status: int,
+        path: str | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+        self.route = route
+        self.status = status
+        self.path = path
+
+
+class ResponseTooLargeError(AurousError):
+    """An API answer was larger than the client's ``max_response_bytes``.
+
+    It was refused before being read whole (when ``Content-Length`` announced the size,
+    before reading any of it), and its connection was closed rather than reused. Not
+    retried: the same answer would come back. Output downloads are never capped.
+
+    Attributes:
+        route: the method and path of the request.
+        status: the HTTP status of the answer.
+        size: the size the answer announced (``Content-Length``), or ``None`` when it had
+            none and grew past the limit while being read.
+        limit: the ``max_response_bytes`` in force.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        route: str,
+        status: int,
+        size: int | None,
+        limit: int,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id, idempotency_key=idempotency_key)
+        self.route = route
+        self.status = status
+        self.size = size
+        self.limit = limit
+
+
 class CostLimitExceededError(InvalidParameterError):
     """A fan-out was refused before anything was submitted: its estimate exceeds ``max_cost``.
 
@@ -280,6 +387,23 @@ class CostLimitExceededError(InvalidParameterError):
         super().__init__(message, param="max_cost")
         self.estimated = estimated
         self.max_cost = max_cost
+
+
+class FleetUnavailableError(AurousError, ConnectionError):
+    """Fleet mode's Redis could not be reached, timed out, or refused the credentials.
+
+    The message names the Redis URL with its password redacted. At client start it is
+    raised to the caller; during a run the rate governor catches it and goes on with a
+    conservative local share of each bucket until Redis answers again.
+    """
+
+
+class EventLoopMismatchError(AurousError, RuntimeError):
+    """A client was used in an event loop other than the one it was first used in.
+
+    Its connections belong to that first loop (often one ``asyncio.run`` that has since
+    ended), so nothing was sent. Create one client per event loop, inside it.
+    """
 
 
 class WaitTimeoutError(AurousError, TimeoutError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import attrs
 
 from . import _validation as check
 from ._errors import CostLimitExceededError, InvalidParameterError, OutcomeUnknownError
+from ._price_shape import price_shape
 from ._requester import Call, Requester, new_idempotency_key
 from ._resources._base import Resource, path_id
 from .models import Estimate, Generation
@@ -62,12 +62,24 @@ class CreateMany(AsyncIterator[Generation]):
     consuming task) cancels the creates still in flight. A cancelled create may already
     have reached the server, so none is forgotten: each is listed in ``unreported`` with
     its idempotency key, and a warning is logged.
+
+    Attributes:
+        unreported: creates in flight when the batch was closed (filled as it closes).
+        estimated_cost: the batch's estimated total in credits, set before the first
+            create when ``max_cost`` was given (``None`` otherwise).
+        actual_cost: the credits the API reported (``Generation.cost``) for the
+            generations it accepted: those yielded so far, and any accepted while the
+            batch was closing (see ``unreported``). Held while they run, charged as
+            they succeed.
+        accepted: how many generations have been yielded so far.
     """
 
-    def __init__(self, run: Callable[[list[UnreportedCreate]], AsyncGenerator[Generation, None]]):
-        #: Creates in flight when the batch was closed (filled as it closes).
+    def __init__(self, run: Callable[[CreateMany], AsyncGenerator[Generation, None]]):
         self.unreported: list[UnreportedCreate] = []
-        self._generator = run(self.unreported)
+        self.estimated_cost: float | None = None
+        self.actual_cost = 0.0
+        self.accepted = 0
+        self._generator = run(self)
 
     def __aiter__(self) -> CreateMany:
         return self
@@ -86,12 +98,15 @@ class CreateMany(AsyncIterator[Generation]):
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<CreateMany unreported={len(self.unreported)}>"
+        return (
+            f"<CreateMany accepted={self.accepted} unreported={len(self.unreported)} "
+            f"estimated_cost={self.estimated_cost} actual_cost={self.actual_cost:g}>"
+        )
 
 
 async def fan_out(
     requests: Iterable[Request],
-    unreported: list[UnreportedCreate],
+    report: CreateMany,
     *,
     validate: Callable[[Request], dict[str, object]],
     create: Callable[[Request], Awaitable[Generation]],
@@ -102,12 +117,14 @@ async def fan_out(
     """Validate every request, optionally price them, then create them concurrently.
 
     Nothing is submitted unless every request is valid and, with ``max_cost``, the
-    estimated total fits. Identical requests are priced once. Creates run at most
-    ``max_concurrency`` at a time (the client's governor paces them further); each
-    generation is yielded as soon as the API accepts it. After a failed create no new
-    one starts; those in flight finish and are yielded, then the first error is raised.
+    estimated total fits. Requests of one price shape (``price_shape``) are priced
+    once. Creates run at most ``max_concurrency`` at a time (the client's governor
+    paces them further); each generation is yielded as soon as the API accepts it.
+    After a failed create no new one starts; those in flight finish and are yielded,
+    then the first error is raised.
     Every create gets its idempotency key here, so one cancelled by an early close is
-    reported in ``unreported`` with the key that resolves it.
+    reported in ``unreported`` with the key that resolves it. ``report`` receives the
+    estimated and actual cost and the creates left unreported.
     """
     if max_concurrency < 1:
         raise InvalidParameterError("max_concurrency must be at least 1", param="max_concurrency")
@@ -116,7 +133,7 @@ async def fan_out(
     batch = builtins.list(requests)
     bodies = [validate(request) for request in batch]
     if max_cost is not None:
-        await _check_cost(batch, bodies, estimate, max_cost)
+        report.estimated_cost = await _check_cost(batch, bodies, estimate, max_cost)
     pending: dict[asyncio.Task[Generation], UnreportedCreate] = {}
     loop = asyncio.get_running_loop()
     queue = enumerate(batch)
@@ -141,12 +158,26 @@ async def fan_out(
                 if error is not None:
                     failure = failure or error
                 else:
-                    yield task.result()
+                    generation = task.result()
+                    report.accepted += 1
+                    if generation.cost is not None:
+                        report.actual_cost += generation.cost.amount
+                    yield generation
         if failure is not None:
             raise failure
     finally:
         if pending:
-            await _close_in_flight(pending, unreported)
+            await _close_in_flight(pending, report.unreported)
+            for late in report.unreported:
+                if late.generation is not None and late.generation.cost is not None:
+                    report.actual_cost += late.generation.cost.amount
+        logger.info(
+            "create_many: %d of %d request(s) accepted; estimated cost %s, actual %g credits",
+            report.accepted,
+            len(batch),
+            "not asked" if report.estimated_cost is None else f"{report.estimated_cost:g}",
+            report.actual_cost,
+        )
 
 
 async def _close_in_flight(
@@ -186,11 +217,18 @@ async def _check_cost(
     bodies: builtins.list[dict[str, object]],
     estimate: Callable[[Request], Awaitable[Estimate]],
     max_cost: float,
-) -> None:
+) -> float:
+    """The batch's estimated total: one estimate per price shape, times its requests.
+
+    Raises:
+        CostLimitExceededError: the total exceeds ``max_cost``.
+    """
     counts: dict[str, int] = {}
     first: dict[str, Request] = {}
-    for request, body in zip(batch, bodies, strict=True):
-        key = json.dumps(body, sort_keys=True, default=str)
+    for index, (request, body) in enumerate(zip(batch, bodies, strict=True)):
+        shape = price_shape(body)
+        # A shape that cannot be decided is priced on its own ("#" starts no JSON object).
+        key = f"#{index}" if shape is None else shape
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, request)
     prices = await asyncio.gather(*(estimate(first[key]) for key in counts))
@@ -202,6 +240,7 @@ async def _check_cost(
             estimated=total,
             max_cost=max_cost,
         )
+    return total
 
 
 class GenerationResource(Resource):
@@ -305,10 +344,13 @@ class GenerationResource(Resource):
         """Create many generations concurrently; yield each as the API accepts it.
 
         Each request is a mapping of ``create()`` keyword arguments. Every request is
-        validated before anything is sent. With ``max_cost``, the batch is priced first
-        (identical requests once) and refused with ``CostLimitExceededError``, nothing
-        submitted, if the estimate exceeds it. Creates share the client's governor, so a
-        large batch is paced, not refused.
+        validated before anything is sent. With ``max_cost``, the batch is priced first,
+        one estimate per price shape (requests that differ only in parameters that never
+        change the price -- prompt, negative prompt, seed, callback URL, reference
+        images, character -- share one), and refused with ``CostLimitExceededError``,
+        nothing submitted, if the total exceeds it. The returned batch reports its
+        ``estimated_cost`` and, as generations are accepted, their ``actual_cost``.
+        Creates share the client's governor, so a large batch is paced, not refused.
 
         To stop early, iterate inside ``async with`` (or call ``aclose()``): the creates
         still in flight are cancelled and listed in ``.unreported`` with their

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from aurous_async._errors import (
     STATUS_ERRORS,
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AurousError,
@@ -24,6 +25,7 @@ from aurous_async._errors import (
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
     UnprocessableEntityError,
     error_class_for,
@@ -81,6 +83,10 @@ def test_the_tree() -> None:
     assert issubclass(OutcomeUnknownError, APIConnectionError)
     assert issubclass(InvalidParameterError, ValueError)
     assert issubclass(InvalidParameterError, AurousError)
+    # An unreadable 2xx is a lost answer (retried as one); an oversized one is not retried.
+    assert issubclass(APIResponseValidationError, APIConnectionError)
+    assert issubclass(ResponseTooLargeError, AurousError)
+    assert not issubclass(ResponseTooLargeError, APIConnectionError)
 
 
 def test_the_balance_too_low_envelope() -> None:
@@ -220,6 +226,16 @@ def test_invalid_parameter_error_names_the_parameter() -> None:
         APITimeoutError("slow", maybe_sent=False, request_id="req_3"),
         OutcomeUnknownError(idempotency_key="k2", request_id="req_4"),
         InvalidParameterError("bad", param="x"),
+        APIResponseValidationError(
+            "GET /v1/team: the 200 response does not fit Team: required field missing @ $.id",
+            route="GET /v1/team",
+            status=200,
+            path="$.id",
+            request_id="req_5",
+        ),
+        ResponseTooLargeError(
+            "GET /v1/team: too large", route="GET /v1/team", status=200, size=9, limit=8
+        ),
     ],
 )
 def test_errors_pickle(error: AurousError) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import builtins
-
 from .._requester import Call
-from .._wire import structure
 from ..models import Lora, VideoLora
-from ._base import AsyncPager, Page, Resource, path_id, with_request_id
+from ._base import AsyncPager, Page, Resource, bare_list_page, path_id
 
 __all__ = ["Loras", "VideoLoras"]
 
@@ -32,10 +29,7 @@ class Loras(Resource):
                 timeout=timeout,
                 api_version=api_version,
             )
-            reply = await self._send(call)
-            items = structure(reply.data, builtins.list[Lora])
-            data = [with_request_id(item, reply.request_id) for item in items]
-            return Page(data=data, has_more=False, next_cursor=None, request_id=reply.request_id)
+            return bare_list_page(await self._send(call), Lora)
 
         return AsyncPager(fetch)
 

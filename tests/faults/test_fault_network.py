@@ -15,6 +15,7 @@ import pytest
 
 from aurous_async import (
     APIConnectionError,
+    APIResponseValidationError,
     APITimeoutError,
     AuthenticationError,
     Generation,
@@ -186,6 +187,7 @@ async def test_persistently_broken_bodies_give_typed_errors(
         with pytest.raises(APIConnectionError) as read:
             await client.balance.get()
         assert not isinstance(read.value, OutcomeUnknownError)
+        assert isinstance(read.value, APIResponseValidationError) is (kind == "malformed_body")
         with pytest.raises(OutcomeUnknownError) as info:
             await client.images.create(prompt="never readable")
         assert len(committed_ids(emu)) == 1
