@@ -35,6 +35,8 @@ from ._target import EMBEDDED_TIME_SCALE
 #: The webhook secret's environment variable (read by ``_listen``, which is imported
 #: only when the command runs).
 ENV_WEBHOOK_SECRET = "AUROUS_WEBHOOK_SECRET"
+#: The Redis URL of a fleet batch (``batch --redis``), kept out of the process list.
+ENV_REDIS_URL = "AUROUS_REDIS_URL"
 
 __all__ = ["main"]
 
@@ -177,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
         ".csv (a prompt column) or .txt (one prompt per line)",
     )
     _run_options(batch)
+    fleet = batch.add_argument_group("fleet batch (several processes or machines)")
+    fleet.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get(ENV_REDIS_URL) or None,
+        help="split the batch between every process run with the same PROMPTS and Redis: "
+        f"redis://[:password@]host[:port][/db] (default: ${ENV_REDIS_URL})",
+    )
+    fleet.add_argument(
+        "--claim-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="take over a line from a process silent this long (default: %(default)g)",
+    )
 
     generate = add("generate", "one generation, with the batch machinery (resumable)")
     generate.add_argument("prompt", nargs="?", help="the prompt (optional for a video)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import attrs
@@ -27,7 +28,7 @@ from .._price_shape import price_shape
 from ..models import TERMINAL_STATUSES, Estimate, Generation
 from ._files import file_id, save_outputs, write_atomically
 from ._inputs import InputError, Request, canonical
-from ._journal import MANIFEST_NAME, REJECTED, UNKNOWN, AsyncJournal, Line
+from ._journal import MANIFEST_NAME, REJECTED, UNKNOWN, Line
 from ._output import error_text
 from ._progress import BatchProgress
 from ._target import Target
@@ -132,13 +133,30 @@ def write_manifest(out: Path, lines: Sequence[Line]) -> Path:
 # -- the engine --------------------------------------------------------------------------
 
 
+class LineRecorder(Protocol):
+    """Where ``Batch`` commits each line's state: the journal, or a fleet batch's Redis."""
+
+    async def record(
+        self,
+        line: int,
+        *,
+        status: str,
+        generation_id: str | None = None,
+        cost: float | None = None,
+        files: Sequence[str] | None = None,
+        error: str | None = None,
+    ) -> Line:
+        """Commit a line's new state (``None`` keeps a field, except ``error``)."""
+        ...
+
+
 @attrs.define
 class Batch:
     """Runs the lines of one batch to completion (or until cancelled).
 
     Args:
         target: the client and what it points at.
-        journal: the batch's journal.
+        journal: the batch's journal (or another ``LineRecorder``).
         out: the output directory.
         requests: the validated request of each line, by line number.
         progress: the live view, updated on every state change.
@@ -147,7 +165,7 @@ class Batch:
     """
 
     target: Target
-    journal: AsyncJournal
+    journal: LineRecorder
     out: Path
     requests: Mapping[int, Request]
     progress: BatchProgress
@@ -166,6 +184,10 @@ class Batch:
                 for line in lines:
                     work.start_soon(self._line, line)
             outer.cancel_scope.cancel()
+
+    async def run_line(self, line: Line) -> None:
+        """Finish one line (a fleet batch runs each line as it claims it)."""
+        await self._line(line)
 
     async def _record(self, line: Line, message: str | None = None, **changes: object) -> Line:
         status = changes.pop("status", line.status)

@@ -320,6 +320,10 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         requests = await anyio.to_thread.run_sync(read_requests, args.prompts)
     except InputFileError as exc:
         return _report_input_errors(out, exc)
+    if args.redis is not None:
+        from ._fleet_batch import run_fleet_batch
+
+        return await run_fleet_batch(args, out, requests)
     return await _run_lines(args, out, requests, mode="batch", source=args.prompts)
 
 

@@ -49,19 +49,31 @@ async def save_outputs(
     if not is_safe_name(stem):
         raise ValueError(f"not a safe file name stem: {stem!r}")
     if video or generation.id.startswith("vid_"):
-        data = await client.videos.download(generation)
-        return [await _save(directory, f"{stem}.{_extension(data, True)}", data)]
+        path = directory / f"{stem}.mp4"
+        await client.videos.save(generation, path)
+        return [await _named_by_content(path, video=True)]
     names: list[str] = []
     count = len(generation.output_urls) or generation.image_count or 1
     for index in range(count):
-        data = await client.images.download(generation, index=index)
-        names.append(await _save(directory, f"{stem}_{index}.{_extension(data, False)}", data))
+        path = directory / f"{stem}_{index}.png"
+        await client.images.save(generation, path, index=index)
+        names.append(await _named_by_content(path, video=False))
     return names
 
 
-async def _save(directory: Path, name: str, data: bytes) -> str:
-    await anyio.to_thread.run_sync(write_atomically, directory / name, data)
+async def _named_by_content(path: Path, *, video: bool) -> str:
+    """Rename a streamed file whose first bytes call for another extension than the
+    one it was saved under (a JPEG image, say); returns its final name."""
+    head = await anyio.to_thread.run_sync(_head, path)
+    name = f"{path.stem}.{_extension(head, video)}"
+    if name != path.name:
+        await anyio.to_thread.run_sync(os.replace, path, path.with_name(name))
     return name
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(16)
 
 
 def _extension(data: bytes, video: bool) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import anyio
@@ -82,6 +82,9 @@ class BatchProgress:
         self._counts: collections.Counter[str] = collections.Counter()
         self._held = 0.0
         self._charged = 0.0
+        # A fleet batch shows every process's counts, read from Redis (``show_fleet``).
+        self._fleet: collections.Counter[str] | None = None
+        self._fleet_charged = 0.0
         for line in lines:
             self._set(line)
         self.total = len(lines)
@@ -112,12 +115,21 @@ class BatchProgress:
         elif status in ("succeeded", "downloading"):
             self._charged += amount
 
+    def show_fleet(self, counts: Mapping[str, int], charged: float) -> None:
+        """Show the counts and credits charged of a whole fleet batch from now on."""
+        self._fleet = collections.Counter(counts)
+        self._fleet_charged = charged
+
+    @property
+    def _shown(self) -> collections.Counter[str]:
+        return self._counts if self._fleet is None else self._fleet
+
     @property
     def finished(self) -> int:
-        return sum(n for s, n in self._counts.items() if s in FINAL_STATUSES or s == REJECTED)
+        return sum(n for s, n in self._shown.items() if s in FINAL_STATUSES or s == REJECTED)
 
     def counts(self) -> dict[str, int]:
-        counts = self._counts
+        counts = self._shown
         known = {name: counts[name] for name in _ORDER if counts[name] > 0}
         known.update({n: c for n, c in sorted(counts.items()) if n not in known and c > 0})
         return known
@@ -128,7 +140,7 @@ class BatchProgress:
 
     @property
     def charged(self) -> float:
-        return max(0.0, self._charged)
+        return max(0.0, self._charged if self._fleet is None else self._fleet_charged)
 
     def throughput(self) -> float:
         """Lines finished per minute in this run."""

@@ -1,0 +1,275 @@
+"""``aurous batch --redis``: several processes share one batch through a real redis-server.
+
+The processes are real ``aurous`` subprocesses against one standalone emulator
+subprocess; the emulator's control routes count the generations it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import anyio.abc
+import pytest
+import redis
+from _redis import RedisServer
+
+from aurous_async._cli import main
+from aurous_async.testing import BucketSpec, run_emulator
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "fleet-test-control-token"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class StandaloneEmulator:
+    """A ``python -m aurous_async.testing`` process and what it printed at start."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+
+    async def generations(self) -> dict[str, Any]:
+        """The demo team's generation counts (``GET /_emulator/stats``)."""
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.base_url}/_emulator/stats", headers=headers) as response,
+        ):
+            stats = await response.json()
+        teams: dict[str, Any] = stats["generations"]
+        assert len(teams) <= 1
+        return next(iter(teams.values()), {"total": 0, "by_status": {}})
+
+
+@contextlib.asynccontextmanager
+async def standalone_emulator(time_scale: float) -> AsyncIterator[StandaloneEmulator]:
+    """Start the emulator with roomy buckets; kill it (by its pid) at the end."""
+    command = [sys.executable, "-m", "aurous_async.testing", "--port", "0"]
+    command += ["--time-scale", str(time_scale), "--bucket-scale", "50", "--no-request-log"]
+    env = {**os.environ, "AUROUS_EMULATOR_CONTROL_TOKEN": TOKEN}
+    async with await anyio.open_process(command, env=env) as process:
+        try:
+            assert process.stdout is not None
+            printed = b""
+            with anyio.fail_after(30):
+                while b"Demo API key: " not in printed or not printed.endswith(b"\n"):
+                    printed += await process.stdout.receive()
+            text = printed.decode()
+            base_url = text.split("listening on ")[1].split()[0]
+            api_key = text.split("Demo API key: ")[1].split()[0]
+            yield StandaloneEmulator(base_url, api_key)
+        finally:
+            process.kill()
+
+
+def write_prompts(path: Path, count: int) -> Path:
+    path.write_text("".join(f"a lighthouse at dusk, study {n}\n" for n in range(1, count + 1)))
+    return path
+
+
+async def start_batch(
+    prompts: Path, out: Path, emu: StandaloneEmulator, redis_url: str, log: Path
+) -> anyio.abc.Process:
+    """Start ``aurous batch PROMPTS --out OUT --redis URL --claim-timeout 2`` (subprocess)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUROUS_")}
+    env |= {"AUROUS_BASE_URL": emu.base_url, "AUROUS_API_KEY": emu.api_key}
+    env["AUROUS_REDIS_URL"] = redis_url
+    args = ["batch", str(prompts), "--out", str(out), "--yes", "--claim-timeout", "2"]
+    with log.open("ab") as handle:
+        return await anyio.open_process(
+            [sys.executable, "-m", "aurous_async._cli", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=handle,
+            stderr=handle,
+        )
+
+
+async def until(condition: Callable[[], bool], within: float) -> None:
+    """Wait for a condition another process makes true (there is no event to wait on)."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - the condition lives in another process
+            await anyio.sleep(0.02)
+
+
+def saved(directory: Path) -> int:
+    """How many output files a process has saved."""
+    return len(list(directory.glob("0*_*.*"))) if directory.is_dir() else 0
+
+
+def read_manifest(directory: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (directory / "manifest.jsonl").read_text().splitlines()]
+
+
+def pending_of(redis_url: str, pid: int) -> int:
+    """Lines the consumer of process ``pid`` still holds in the (only) batch stream."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        (stream,) = client.keys("*:batch:*:stream")
+        summary = client.xpending(stream, "workers")
+        return sum(c["pending"] for c in summary["consumers"] if f":{pid}:" in c["name"].decode())
+    finally:
+        client.close()
+
+
+def check_manifests(directories: list[Path], lines: int) -> None:
+    """Every survivor's manifest lists every line succeeded, with the same key and files
+    that exist in the directory of the worker it names."""
+    manifests = [read_manifest(directory) for directory in directories]
+    for records in manifests:
+        assert [r["line"] for r in records] == list(range(1, lines + 1))
+        assert {r["status"] for r in records} == {"succeeded"}
+        for record in records:
+            assert record["files"]
+            assert all((Path(record["worker_out"]) / name).is_file() for name in record["files"])
+    keys = [[r["key"] for r in records] for records in manifests]
+    assert all(k == keys[0] for k in keys)
+    assert len(set(keys[0])) == lines
+
+
+@pytest.mark.slow
+async def test_four_processes_one_killed_make_every_generation_exactly_once(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Four processes on 400 lines, one SIGKILLed and one stalled mid-run: 400 generations,
+    all succeeded."""
+    prompts = write_prompts(tmp_path / "prompts.txt", 400)
+    dirs = [tmp_path / f"out{i}" for i in range(4)]
+    async with standalone_emulator(time_scale=20) as emu:
+        processes = [
+            await start_batch(prompts, d, emu, redis_url, tmp_path / f"log{i}")
+            for i, d in enumerate(dirs)
+        ]
+        try:
+            victim = processes[0]
+            await until(lambda: saved(dirs[0]) >= 10, within=60)
+            victim.send_signal(signal.SIGKILL)
+            await victim.wait()
+            assert pending_of(redis_url, victim.pid) > 0  # it died holding lines
+            # A live process stalled past its claim loses its lines and cannot commit them.
+            processes[1].send_signal(signal.SIGSTOP)
+            await anyio.sleep(3.5)
+            processes[1].send_signal(signal.SIGCONT)
+            with anyio.fail_after(90):
+                codes = [await p.wait() for p in processes[1:]]
+        finally:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        logs = "\n".join((tmp_path / f"log{i}").read_text() for i in range(1, 4))
+        assert codes == [0, 0, 0], logs
+        assert "another process took it over" in (tmp_path / "log1").read_text()
+        assert logs.count("400/400 finished (400 succeeded)") == 3  # the fleet-wide view
+        assert await emu.generations() == {"total": 400, "by_status": {"succeeded": 400}}
+    check_manifests(dirs[1:], 400)
+    assert pending_of(redis_url, victim.pid) == 0
+
+
+async def test_redis_restarted_empty_mid_run_completes_without_a_duplicate(
+    tmp_path: Path, redis_factory: Callable[..., RedisServer]
+) -> None:
+    """Redis loses the batch mid-run: re-seeded, and every line created once."""
+    server = redis_factory()
+    prompts = write_prompts(tmp_path / "prompts.txt", 60)
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    async with standalone_emulator(time_scale=20) as emu:
+        processes = [
+            await start_batch(prompts, d, emu, server.url, tmp_path / f"log{i}")
+            for i, d in enumerate(dirs)
+        ]
+        try:
+            await until(lambda: saved(dirs[0]) + saved(dirs[1]) >= 15, within=60)
+            server.restart()
+            with anyio.fail_after(90):
+                codes = [await p.wait() for p in processes]
+        finally:
+            for process in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        logs = "\n".join((tmp_path / f"log{i}").read_text() for i in range(2))
+        assert codes == [0, 0], logs
+        assert "seeding it again" in logs
+        assert await emu.generations() == {"total": 60, "by_status": {"succeeded": 60}}
+    check_manifests(dirs, 60)
+
+
+def run_batch(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, str]:
+    """``aurous batch`` of a 3-line file in this process (API on a dead port): exit code
+    and stderr."""
+    prompts = write_prompts(tmp_path / "prompts.txt", 3)
+    code = main(
+        [
+            *("batch", str(prompts), "--out", str(tmp_path / "out"), "--yes"),
+            *("--api-key", "k", "--base-url", "http://127.0.0.1:1", "--redis", redis_url),
+            *extra,
+        ]
+    )
+    return code, capsys.readouterr().err
+
+
+def test_a_malformed_redis_url_is_a_usage_error_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed URL exits 2 naming it (password redacted); no API call, no directory."""
+    code, err = run_batch(tmp_path, "redis://:hunter2@host:notaport/0", capsys)
+    assert code == 2
+    assert "malformed redis_url" in err
+    assert "hunter2" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_redis_at_start_exits_3_naming_the_url_without_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody listening on the Redis port: exit 3, one line naming the redacted URL."""
+    port = RedisServer().port  # a free port nobody listens on
+    code, err = run_batch(tmp_path, f"redis://:hunter2@127.0.0.1:{port}/0", capsys)
+    assert code == 3
+    assert f"redis://:***@127.0.0.1:{port}/0 is unreachable" in err
+    assert "hunter2" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--force-new", "--retry-failed"])
+def test_flags_that_change_keys_are_refused_with_redis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    """``--force-new`` and ``--retry-failed`` would give processes different keys: exit 2."""
+    code, err = run_batch(tmp_path, "redis://127.0.0.1:1/0", capsys, flag)
+    assert code == 2
+    assert f"{flag} cannot be combined with --redis" in err
+
+
+async def test_a_run_joining_a_complete_batch_writes_its_manifest_and_creates_nothing(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The same command after the batch is done: exit 0, the full manifest, no create."""
+    prompts = write_prompts(tmp_path / "prompts.txt", 12)
+    buckets = ("get", "images_post", "estimate_post", "default")
+    roomy = {name: BucketSpec(10_000, 600_000) for name in buckets}
+    async with run_emulator(time_scale=200.0, buckets=roomy) as emu:
+
+        def batch(out: Path) -> int:
+            args = ["batch", str(prompts), "--out", str(out), "--yes", "--redis", redis_url]
+            return main([*args, "--api-key", emu.api_key, "--base-url", emu.base_url])
+
+        assert await anyio.to_thread.run_sync(batch, tmp_path / "first") == 0
+        assert len(emu.state.generations.rows) == 12
+        assert await anyio.to_thread.run_sync(batch, tmp_path / "second") == 0
+        assert len(emu.state.generations.rows) == 12
+    first, second = read_manifest(tmp_path / "first"), read_manifest(tmp_path / "second")
+    assert first == second
+    assert {r["worker_out"] for r in second} == {str((tmp_path / "first").resolve())}
+    assert not list((tmp_path / "second").glob("0*_*"))
