@@ -34,6 +34,7 @@ class SystemClock:
     time = staticmethod(time.time)
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of real time (a negative delay returns at once)."""
         await anyio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:
@@ -57,9 +58,11 @@ class ScaledClock:
         self._offset = 0.0
 
     def time(self) -> float:
+        """Return this clock's instant in Unix epoch seconds, jumps included."""
         return self._start + (time.monotonic() - self._anchor) * self.scale + self._offset
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of clock time, that is ``seconds / scale`` of real time."""
         await anyio.sleep(max(0.0, seconds) / self.scale)
 
     def advance(self, seconds: float) -> None:

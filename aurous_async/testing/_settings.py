@@ -75,6 +75,9 @@ class EmulatorSettings:
             unless a test injects one (receivers check it against their real clock).
         control_token: serve the ``/_emulator/`` control routes to requests bearing
             this token; ``None`` (the default) serves none.
+        video_output_bytes: pad every video output to at least this many bytes (a
+            trailing MP4 ``free`` box of seeded random bytes), for tests and benchmarks
+            of large downloads; ``None`` (the default) serves the small MP4 as it is.
     """
 
     host: str = "127.0.0.1"
@@ -96,3 +99,4 @@ class EmulatorSettings:
     start_time: float | None = None
     signing_clock: Clock | None = None
     control_token: str | None = attrs.field(default=None, repr=False)
+    video_output_bytes: int | None = None
