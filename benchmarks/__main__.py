@@ -2,7 +2,8 @@
 
 Full mode takes under 15 minutes, ``--quick`` about 2. ``--only NAME`` runs some sections
 (startup, client_cpu, emulator_load, pollers, batch_throughput, and any other public module
-of this package with a ``run(quick)`` function) and still writes the file.
+of this package with a ``run(quick)`` function) and replaces just those in the file; every
+section says when it was run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -30,7 +32,7 @@ SECTIONS: dict[str, Callable[[bool], str]] = {
 }
 #: Modules written alongside these, each exposing ``run(quick: bool = False) -> str`` (a
 #: markdown section); a missing one is reported as skipped rather than failing the run.
-EXTERNAL = ("pollers", "batch_throughput")
+EXTERNAL = ("pollers", "batch_throughput", "downloads")
 _NOT_SECTIONS = {"__main__", "__init__", *SECTIONS}
 
 
@@ -75,7 +77,7 @@ def cpu_model() -> str:
 
 def header(quick: bool, names: Sequence[str]) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = stamp()
     mode = "quick (`--quick`)" if quick else "full"
     return "\n".join(
         [
@@ -88,7 +90,7 @@ def header(quick: bool, names: Sequence[str]) -> str:
             "",
             "| | |",
             "|---|---|",
-            f"| date | {now} |",
+            f"| last written | {now} (each section gives its own run time) |",
             f"| machine | {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
             f"{cpu_model()} |",
             f"| load average at start | {load} (other work shares these cores) |",
@@ -105,6 +107,23 @@ def header(quick: bool, names: Sequence[str]) -> str:
     )
 
 
+_MARK = "<!-- section: {} -->"
+_MARKED = re.compile(r"^<!-- section: (\S+) -->$", re.MULTILINE)
+
+
+def read_sections(text: str) -> dict[str, str]:
+    """The marked sections of a results file, by name, in file order."""
+    marks = list(_MARKED.finditer(text))
+    return {
+        mark[1]: text[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else len(text)]
+        for i, mark in enumerate(marks)
+    }
+
+
+def stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (under 2 minutes)")
@@ -115,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.only or list(SECTIONS)
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    parts = [header(args.quick, names)]
+    sections = read_sections(args.output.read_text()) if args.only and args.output.exists() else {}
     failed = False
     for name in names:
         if affinity is not None:
@@ -130,8 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = f"## {name}\n\n_Failed:_\n\n```\n{traceback.format_exc(limit=3)}```"
         took = time.perf_counter() - started
         print(f"[bench] {name} took {took:.0f} s", file=sys.stderr, flush=True)
-        parts.append(f"{text}\n\n_Section run time: {took:.0f} s._\n")
-    text = "\n".join(parts)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        sections[name] = (
+            f"\n{text}\n\n_Section run time: {took:.0f} s, at {stamp()} "
+            f"(load average {load:.2f})._\n\n"
+        )
+    ordered = [name for name in SECTIONS if name in sections]
+    body = "".join(_MARK.format(name) + sections[name] for name in ordered)
+    text = header(args.quick, ordered) + "\n" + body
     print(text)
     args.output.write_text(text)
     return 1 if failed else 0
