@@ -16,6 +16,10 @@ order). The requester defers a call's deadline while its only await is a first a
 the transport bounds by a shorter timeout of its own, which is nearly every call, and
 arms it before anything else it waits for (a permit, a retry).
 
+A deadline can be paused around a wait that must not count against it (the requester's
+wait for a rate-limit permit): ``pause()`` stops it and says how much time was left,
+``resume(left)`` restarts it with that much time, on a timer of its own.
+
 Python 3.10 has no ``Task.uncancel``: there, each call gets an anyio cancel scope, armed
 on entry.
 """
@@ -23,6 +27,7 @@ on entry.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from types import TracebackType
 from typing import Protocol, cast
@@ -138,6 +143,25 @@ class _Limit:
     def arm(self) -> None:
         """Armed on entry already."""
 
+    def pause(self) -> float | None:
+        """Stop the deadline; returns the seconds it had left (``None``: it already fired)."""
+        if self.expired:
+            return None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        elif self._group is not None:
+            self._group.calls.pop(self, None)
+            self._group = None
+        return self.when - asyncio.get_running_loop().time()
+
+    def resume(self, left: float | None) -> None:
+        """Restart a paused deadline with ``left`` seconds (on a timer of its own)."""
+        if left is not None:
+            loop = asyncio.get_running_loop()
+            self.when = loop.time() + left
+            self.fire_alone(loop)
+
     def fire_alone(self, loop: asyncio.AbstractEventLoop) -> None:
         """Expire at ``when`` on a timer of its own (a limit in no group)."""
         self._timer = loop.call_at(self.when, self.expire)
@@ -188,6 +212,19 @@ class _Deferred:
             self._limit = _Limit(None, self.when).__enter__()
             self._limit.fire_alone(asyncio.get_running_loop())
 
+    def pause(self) -> float | None:
+        """Stop the deadline; returns the seconds it had left (``None``: it already fired)."""
+        if self._limit is not None:
+            return self._limit.pause()
+        return self.when - asyncio.get_running_loop().time()
+
+    def resume(self, left: float | None) -> None:
+        """Restart a paused deadline with ``left`` seconds (still unarmed if it was)."""
+        if self._limit is not None:
+            self._limit.resume(left)
+        elif left is not None:
+            self.when = asyncio.get_running_loop().time() + left
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -212,6 +249,19 @@ class _ScopeLimit:
 
     def arm(self) -> None:
         """Armed on entry already."""
+
+    def pause(self) -> float | None:
+        """Stop the deadline; returns the seconds it had left (``None``: it already fired)."""
+        if self._scope.cancel_called:
+            return None
+        left = self._scope.deadline - anyio.current_time()
+        self._scope.deadline = math.inf
+        return left
+
+    def resume(self, left: float | None) -> None:
+        """Restart a paused deadline with ``left`` seconds."""
+        if left is not None:
+            self._scope.deadline = anyio.current_time() + left
 
     def __exit__(
         self,

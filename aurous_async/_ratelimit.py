@@ -18,13 +18,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import timezone
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from ._clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from ._errors import RateLimitQueueTimeoutError
 
 __all__ = [
     "DOCUMENTED_BUCKETS",
@@ -210,7 +213,7 @@ UNMETERED = "unmetered"
 
 
 def bucket_for(method: str, path: str, *, synthesize: bool = False) -> str:
-    """Name the rate-limit bucket of a request (see docs/INTERFACES.md).
+    """Name the rate-limit bucket of a request (see docs/architecture.md).
 
     Args:
         method: the HTTP method.
@@ -266,6 +269,19 @@ def _character_bucket(verb: str, parts: list[str], synthesize: bool) -> str:
 
 # --- the governor ----------------------------------------------------------------------
 
+#: A ``Reset`` further away than this many full refills (at the documented or the learned
+#: rate, whichever is slower) is implausible: it teaches nothing about the rate.
+_IMPLAUSIBLE_REFILLS = 4.0
+#: The full-refill time assumed for a bucket the SDK does not document (the slowest
+#: documented bucket's).
+_UNKNOWN_REFILL_SECONDS = 120.0
+#: Seconds a bucket's first request may take before the others stop waiting for its
+#: answer (a hung request would otherwise hold them back until its own timeout).
+_PROBE_PATIENCE = 5.0
+#: ``Reset`` and ``Retry-After`` count whole seconds: a wait may be this much longer
+#: than the bucket arithmetic says.
+_ROUNDING = 1.0
+
 
 @attrs.frozen
 class BucketState:
@@ -278,7 +294,10 @@ class BucketState:
         reset_at: epoch seconds when the local model is full again.
         paused_until: epoch seconds until which a 429 paused the bucket, else ``None``.
         in_flight: requests sent and not answered yet.
-        refill_per_second: the refill rate the governor paces with.
+        refill_per_second: the server's refill rate as learned: the documented one
+            until the headers disagree, then the middle of what they prove (the governor
+            paces at the lower end of that).
+        queued: calls waiting for a permit.
     """
 
     bucket: str
@@ -288,6 +307,7 @@ class BucketState:
     paused_until: float | None
     in_flight: int
     refill_per_second: float | None
+    queued: int = 0
 
 
 class Permit(NamedTuple):
@@ -306,10 +326,19 @@ class Permit(NamedTuple):
 
 
 class _Waiter:
-    __slots__ = ("ready",)
+    """One queued ``acquire``: told when it is the head of the queue."""
+
+    __slots__ = ("ready", "wake")
 
     def __init__(self) -> None:
         self.ready = anyio.Event()
+        #: The sleep of a waiter with a bounded wait, cut short when it becomes the head.
+        self.wake: anyio.CancelScope | None = None
+
+    def call(self) -> None:
+        self.ready.set()
+        if self.wake is not None:
+            self.wake.cancel()
 
 
 class _Bucket:
@@ -320,17 +349,32 @@ class _Bucket:
     been counted) and no request in flight counted yet: counting later can only lose
     refill at the cap, never gain, so the bound holds. What may be granted is the
     refilled level minus the requests in flight, each of which may still take a token.
+
+    The refill ``rate`` is the documented one (``guess``) while the server's headers
+    allow it, else the lower bound ``rate_low`` they prove (see ``learn``).
     """
 
     def __init__(self, name: str, spec: BucketSpec | None, now: float) -> None:
         self.name = name
         self.spec = spec
-        self.capacity: int | None = spec.capacity if spec else None
-        self.rate: float | None = spec.refill_per_second if spec else None
-        self.rate_floor = 0.0
+        self.capacity: int | None = None
+        self.guess: float | None = None
+        self.rate: float | None = None
+        self.rate_low = 0.0
+        self.rate_high = math.inf
+        self.refill_time = _UNKNOWN_REFILL_SECONDS
+        if spec is not None:
+            self.resize(spec.capacity)
         # Assume a full bucket until the server says otherwise.
         self.level = float(self.capacity or 0)
         self.updated = now
+        #: When the last answer arrived (an empty-looking bucket is probed after
+        #: ``refill_time`` of silence).
+        self.heard_at = now
+        #: An answer arrived: until then only one request is let out.
+        self.answered = False
+        #: A ``Remaining`` was applied to ``level``.
+        self.synced = False
         self.paused_until = -math.inf
         self.issued = 0
         self.settled = 0
@@ -342,6 +386,93 @@ class _Bucket:
     @property
     def modelled(self) -> bool:
         return self.capacity is not None and self.rate is not None
+
+    def resize(self, capacity: int) -> None:
+        """Take a (new) capacity: the documented rate, scaled down to a smaller
+        capacity, is the first guess again, and what was proven about the rate goes."""
+        self.capacity = capacity
+        spec = self.spec
+        if spec is not None:
+            documented = spec.refill_per_second * min(1.0, capacity / spec.capacity)
+        else:
+            documented = capacity / _UNKNOWN_REFILL_SECONDS
+        self.guess = self.rate = documented
+        self.refill_time = capacity / documented
+        self.rate_low, self.rate_high = 0.0, math.inf
+
+    def learn(
+        self, rate_limit: RateLimit, granted_at: float | None, now: float, *, refused: bool
+    ) -> None:
+        """Narrow the refill rate with one response's ``Reset``; pick the pacing rate.
+
+        Each response bounds the rate (see ``_rate_bounds``); the bounds of all
+        responses are intersected. A 429 proves the model too generous: the documented
+        guess is dropped for good and only the 429's own bounds are kept (the server
+        may have changed its rate). Bounds that contradict the ones held likewise
+        replace them: the newest evidence wins.
+        """
+        low, high = self._rate_bounds(rate_limit, granted_at, now)
+        if refused:
+            self.guess = None
+            self.rate_low, self.rate_high = low, high
+        elif low > self.rate_high or high < self.rate_low:
+            self.rate_low, self.rate_high = low, high
+        else:
+            if low > self.rate_low:
+                self.rate_low = low
+            if high < self.rate_high:
+                self.rate_high = high
+        self.rate = self._pacing_rate()
+
+    def _rate_bounds(
+        self, rate_limit: RateLimit, granted_at: float | None, now: float
+    ) -> tuple[float, float]:
+        """What one response proves about the refill rate: ``(low, high)``.
+
+        The server counted the request at some instant in [grant, answer], held a level
+        in [Remaining, Remaining + 1) after it, and rounds the instant it is full again
+        up to ``Reset`` (whole seconds, so less than a second up). Hence
+        ``(capacity - Remaining - 1) / (Reset - grant) <= rate
+        < (capacity - Remaining) / (Reset - 1 - answer)``. Without the grant time (no
+        permit) there is no lower bound: another request's grant could be later.
+        """
+        capacity = self.capacity
+        reset_at, remaining = rate_limit.reset_at, rate_limit.remaining
+        if capacity is None or reset_at is None or remaining is None:
+            return 0.0, math.inf
+        horizon = reset_at - (now if granted_at is None else granted_at)
+        slowest = self.refill_time
+        if self.rate is not None and capacity / self.rate > slowest:
+            slowest = capacity / self.rate
+        if horizon > _IMPLAUSIBLE_REFILLS * slowest:
+            return 0.0, math.inf
+        deficit = capacity - remaining if remaining < capacity else 0
+        low = 0.0
+        if deficit > 1 and horizon > 0 and granted_at is not None:
+            low = (deficit - 1) / horizon
+        span = reset_at - 1.0 - now
+        high = deficit / span if deficit >= 1 and span > 0 else math.inf
+        return low, high
+
+    def _pacing_rate(self) -> float:
+        guess, low, high = self.guess, self.rate_low, self.rate_high
+        if guess is not None and low <= guess <= high:
+            return guess
+        if low > 0:
+            return low
+        assert self.capacity is not None
+        documented = self.capacity / self.refill_time
+        fallback = guess if guess is not None else documented
+        # Nothing proven below: half the proven ceiling keeps clear of it.
+        return fallback if fallback <= high / 2 else high / 2
+
+    def learned_rate(self) -> float | None:
+        """The best estimate of the server's rate: the pacing rate, or, when that is the
+        proven lower bound, the middle of what the headers prove."""
+        rate, low, high = self.rate, self.rate_low, self.rate_high
+        if rate is not None and rate == low and high < math.inf:
+            return (low + high) / 2
+        return rate
 
     def level_at(self, now: float) -> float:
         """The level refilled to ``now``; refill starts ``_LAG`` after each update."""
@@ -381,7 +512,9 @@ class Governor:
 
     One governor is shared by all tasks of a client. Each request takes a permit with
     ``acquire`` (waiting, first come first served, until a token is available and no
-    429 pause runs) and hands it back with ``observe`` once the attempt has ended.
+    429 pause runs) and hands it back with ``observe`` once the attempt has ended;
+    ``snapshot`` shows the model. A shared (fleet) store can sit behind the same three
+    calls.
 
     The model (see ``_Bucket``): a lower bound of the server's level, refilled at the
     bucket's rate up to its capacity, minus the requests in flight. In the
@@ -397,12 +530,16 @@ class Governor:
     * the model is cut to that floor when it offers more than the server can hold
       (``Remaining + 1`` plus the refill since the grant), e.g. when another process
       shares the team's bucket, and on every 429;
-    * a 429 also pauses the whole bucket until ``Retry-After`` plus a non-negative
-      random jitter.
+    * a 429 also pauses the whole bucket until ``Retry-After`` (at most one full
+      refill) plus a non-negative random jitter.
 
-    Capacity comes from ``Limit``. The refill rate is the documented one while the
-    capacity matches the documented bucket; otherwise a lower bound derived from
-    ``Reset`` (or a conservative fallback).
+    The documented table is a first guess. Capacity comes from ``Limit``; the refill
+    rate is bounded by every response's ``Reset`` (``_Bucket.learn``), and the
+    documented rate is kept only while those bounds allow it. Until a bucket's first
+    answer, one request of it is in flight at a time (for ``_PROBE_PATIENCE`` seconds
+    at most): that answer tells capacity and level. A bucket whose model stays empty is
+    probed (one request) after a full refill without an answer, so no header can stop
+    it for good.
 
     Args:
         clock: the time source (default: real time).
@@ -441,17 +578,26 @@ class Governor:
 
     # -- acquire ------------------------------------------------------------------------
 
-    async def acquire(self, bucket: str) -> Permit:
+    async def acquire(self, bucket: str, *, max_wait: float | None = None) -> Permit:
         """Wait until a request of ``bucket`` may be sent, and take its token.
 
         Waiters are served in arrival order. Cancelling a waiting task takes nothing.
         Every permit must be handed back to ``observe`` exactly once: until then it
         holds its token.
+
+        Args:
+            bucket: the bucket's name.
+            max_wait: the most seconds (of the governor's clock) to wait; ``None``
+                waits as long as it takes.
+
+        Raises:
+            RateLimitQueueTimeoutError: the model already says the wait would exceed
+                ``max_wait`` (raised at once), or ``max_wait`` passed in the queue.
         """
         permit = self.try_acquire(bucket)
         if permit is not None:
             return permit
-        return await self._queue(self._bucket(bucket, self._clock.time()))
+        return await self._queue(self._bucket(bucket, self._clock.time()), max_wait)
 
     def try_acquire(self, bucket: str, now: float | None = None) -> Permit | None:
         """``acquire`` without waiting: the permit if one is free now, else ``None``.
@@ -470,18 +616,42 @@ class Governor:
             return self._take(state, now)
         return None
 
-    async def _queue(self, state: _Bucket) -> Permit:
+    def _estimate(self, state: _Bucket, now: float, ahead: int) -> float | None:
+        paused = state.paused_until - now
+        if state.rate is None or state.capacity is None or not state.answered:
+            # Unknown bucket, or its first answer (a round trip) is still awaited.
+            return paused if paused > 0 else None
+        short = ahead + 1 + len(state.in_flight) - state.level_at(now)
+        wait = short / state.rate if short > 0 else 0.0
+        return max(wait, paused, 0.0)
+
+    async def _queue(self, state: _Bucket, max_wait: float | None) -> Permit:
+        now = self._clock.time()
+        give_up_at = math.inf
+        if max_wait is not None:
+            estimate = self._estimate(state, now, len(state.waiters))
+            if estimate is not None and estimate > max_wait:
+                raise self._queue_timeout(state, len(state.waiters) + 1, max_wait, 0.0, now)
+            give_up_at = now + max_wait
+        entered_at = now
         waiter = _Waiter()
         state.waiters.append(waiter)
         try:
             if state.waiters[0] is not waiter:
-                await waiter.ready.wait()
+                if max_wait is None:
+                    await waiter.ready.wait()
+                else:
+                    await self._wait_turn(state, waiter, give_up_at, max_wait, entered_at)
             while True:
                 now = self._clock.time()
                 self._expire(state, now)
                 delay = self._delay(state, now)
                 if delay <= 0:
                     return self._take(state, now)
+                if now + delay > give_up_at:
+                    if now >= give_up_at:
+                        raise self._queue_timeout(state, 1, max_wait, now - entered_at, now)
+                    delay = give_up_at - now
                 # ``observe`` cancels this scope when the model changes, to recompute.
                 with anyio.CancelScope() as scope:
                     state.wake = scope
@@ -493,7 +663,53 @@ class Governor:
             was_head = state.waiters[0] is waiter
             state.waiters.remove(waiter)
             if was_head and state.waiters:
-                state.waiters[0].ready.set()
+                state.waiters[0].call()
+
+    async def _wait_turn(
+        self,
+        state: _Bucket,
+        waiter: _Waiter,
+        give_up_at: float,
+        max_wait: float,
+        entered_at: float,
+    ) -> None:
+        """Wait to be the head of the queue, until ``give_up_at`` at most."""
+        while not waiter.ready.is_set():
+            now = self._clock.time()
+            if now >= give_up_at:
+                position = state.waiters.index(waiter) + 1
+                raise self._queue_timeout(state, position, max_wait, now - entered_at, now)
+            with anyio.CancelScope() as scope:
+                waiter.wake = scope
+                try:
+                    await self._clock.sleep(give_up_at - now)
+                finally:
+                    waiter.wake = None
+
+    def _queue_timeout(
+        self,
+        state: _Bucket,
+        position: int,
+        max_wait: float | None,
+        waited: float,
+        now: float,
+    ) -> RateLimitQueueTimeoutError:
+        # Imported here: the errors module imports this one (header helpers).
+        from ._errors import RateLimitQueueTimeoutError
+
+        assert max_wait is not None
+        estimate = self._estimate(state, now, position - 1)
+        ahead = f"about {estimate:.3g} s more" if estimate is not None else "an unknown time"
+        return RateLimitQueueTimeoutError(
+            f"no permit of the {state.name!r} rate-limit bucket within max_queue_wait="
+            f"{max_wait:g} s (waited {waited:.3g} s): position {position} in its queue, "
+            f"{ahead} to wait; nothing was sent",
+            bucket=state.name,
+            position=position,
+            estimated_wait=estimate,
+            max_queue_wait=max_wait,
+            waited=waited,
+        )
 
     def _expire(self, state: _Bucket, now: float) -> None:
         """Forget permits never handed back within the TTL (counted as consumed)."""
@@ -507,6 +723,14 @@ class Governor:
     def _delay(self, state: _Bucket, now: float) -> float:
         """Seconds until a grant is possible; zero or less means now."""
         delay = state.paused_until - now
+        if not state.answered and state.in_flight:
+            # Into the unknown one request at a time: its answer (``observe`` wakes the
+            # head) tells capacity and level. A first request that hangs holds the others
+            # back only so long; then the documented model goes on alone.
+            probe = next(iter(state.in_flight.values()))
+            patience = probe.acquired_at + _PROBE_PATIENCE - now
+            if patience > 0:
+                return delay if delay > patience else patience
         if state.rate is not None and state.capacity is not None:
             needed = 1.0 + len(state.in_flight)
             if needed > state.capacity:
@@ -515,6 +739,13 @@ class Governor:
             # ``level_at`` only ever adds refill: a level already high enough needs none.
             elif state.level < needed and state.level_at(now) < needed:
                 ready_at = state.updated + _LAG + (needed - state.level) / state.rate
+                probe_at = state.heard_at + state.refill_time + _ROUNDING
+                if probe_at < ready_at and not state.in_flight:
+                    # However empty the model says the bucket is, one request goes out
+                    # after a full refill of silence: no header stops it for good.
+                    if probe_at <= now:
+                        return delay
+                    ready_at = probe_at
                 # A shorter sleep could leave an epoch-seconds clock where it was.
                 delay = max(delay, ready_at - now, 1e-6)
         return delay
@@ -556,6 +787,8 @@ class Governor:
         state = self._buckets.get(bucket) or self._bucket(bucket, now)
         self._expire(state, now)
         refused = status == 429
+        # Only the caller's own permit dates the request's grant (``_rate_bounds``).
+        granted_at = permit.acquired_at if permit is not None else None
         if permit is None and state.in_flight:
             permit = next(iter(state.in_flight.values()))
         if (
@@ -564,15 +797,21 @@ class Governor:
             and refused
         ):
             state.refused += 1
+        if status is not None:
+            state.answered = True
+            state.heard_at = now
         if refused and rate_limit is None:
             rate_limit = RateLimit(remaining=0)
         if rate_limit is not None:
-            self._reconcile(state, rate_limit, refused, permit, now)
+            self._reconcile(state, rate_limit, refused, permit, granted_at, now)
         if refused:
             assert rate_limit is not None
             # Without Retry-After, one second: every documented bucket refills a token by
-            # then, or the next 429 says how long.
+            # then, or the next 429 says how long. No token takes longer than a full
+            # refill (plus a whole second: Retry-After counts whole seconds).
             wait = 1.0 if rate_limit.retry_after is None else rate_limit.retry_after
+            if wait > state.refill_time + _ROUNDING:
+                wait = state.refill_time + _ROUNDING
             until = now + wait + self._rng.uniform(0.0, self._pause_jitter)
             state.paused_until = max(state.paused_until, until)
         if state.level < 0 and state.modelled:
@@ -587,13 +826,14 @@ class Governor:
         rate_limit: RateLimit,
         refused: bool,
         permit: Permit | None,
+        granted_at: float | None,
         now: float,
     ) -> None:
-        granted_at = permit.acquired_at if permit is not None else now
-        first_sight = state.capacity is None
-        if rate_limit.limit is not None and rate_limit.limit > 0:
-            state.capacity = rate_limit.limit
-            self._learn_rate(state, rate_limit, granted_at)
+        limit = rate_limit.limit
+        if limit is not None and limit > 0 and limit != state.capacity:
+            state.resize(limit)
+        if state.capacity is not None:
+            state.learn(rate_limit, granted_at, now, refused=refused)
         if state.capacity is None or state.rate is None or rate_limit.remaining is None:
             return
         remaining = rate_limit.remaining
@@ -608,34 +848,15 @@ class Governor:
         else:
             unsettled = len(state.in_flight)
         floor = float(remaining - unsettled)
-        since_grant = now - granted_at
+        since_grant = now - permit.acquired_at if permit is not None else 0.0
         ceiling = remaining + 1.0 + (state.rate * since_grant if since_grant > 0 else 0.0)
         in_flight = len(state.in_flight)
         target = floor + in_flight
         level = state.level_at(now)
-        too_high = first_sight or refused or level - in_flight >= ceiling
+        too_high = not state.synced or refused or level - in_flight >= ceiling
         if too_high or level < target:
             state.set_level(target, now)
-
-    def _learn_rate(self, state: _Bucket, rate_limit: RateLimit, granted_at: float) -> None:
-        capacity = state.capacity
-        assert capacity is not None
-        if rate_limit.reset_at is not None and rate_limit.remaining is not None:
-            # (capacity - level) / rate <= reset - (time the server counted us) <= reset - grant.
-            deficit = capacity - rate_limit.remaining - 1
-            horizon = rate_limit.reset_at - granted_at
-            if deficit >= 1 and horizon > 0:
-                state.rate_floor = max(state.rate_floor, deficit / horizon)
-        spec = state.spec
-        if spec is not None and capacity == spec.capacity:
-            state.rate = spec.refill_per_second
-        elif state.rate_floor > 0:
-            state.rate = state.rate_floor
-        elif spec is not None:
-            state.rate = spec.refill_per_second * min(1.0, capacity / spec.capacity)
-        else:
-            # The slowest documented ratio: a full bucket takes two minutes to refill.
-            state.rate = capacity / 120.0
+        state.synced = True
 
     # -- public view --------------------------------------------------------------------
 
@@ -657,5 +878,6 @@ class Governor:
             reset_at=reset_at,
             paused_until=state.paused_until if state.paused_until > now else None,
             in_flight=len(state.in_flight),
-            refill_per_second=state.rate,
+            refill_per_second=state.learned_rate(),
+            queued=len(state.waiters),
         )

@@ -1,29 +1,35 @@
 """The one request pipeline every API call goes through.
 
 Per attempt: governor acquire -> transport -> observe rate-limit headers -> success, or
-decode the error envelope -> retry decision. The whole logical call, every attempt and
-every wait included, runs under one deadline (``_deadline``).
+decode the error envelope -> retry decision. The logical call, every attempt and retry
+wait included, runs under one deadline (``_deadline``); a wait for a rate-limit permit
+pauses it (pacing is the governor's job, not a failure) and is bounded by
+``max_queue_wait`` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import re
 import uuid
 import warnings
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
-from . import _json
+from . import _json, _logging
 from ._clock import Clock
 from ._config import RetryPolicy
 from ._deadline import Deadlines
 from ._errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     AurousError,
@@ -32,9 +38,16 @@ from ._errors import (
 )
 from ._ratelimit import UNMETERED, Governor, Permit, RateLimit, bucket_for, parse_retry_after
 from ._retry import RetryPlan
-from ._transport import Multipart, Response, Transport
+from ._transport import BodySink, Multipart, Response, Transport, same_origin
 
-__all__ = ["Call", "Reply", "Requester", "new_idempotency_key"]
+__all__ = [
+    "Call",
+    "Reply",
+    "Requester",
+    "invalid_body_error",
+    "new_idempotency_key",
+    "redact_key",
+]
 
 logger = logging.getLogger("aurous_async")
 
@@ -97,10 +110,12 @@ class Call(NamedTuple):
 
 
 class Reply(NamedTuple):
-    """A successful response and its decoded JSON body (``None`` for raw bytes)."""
+    """A successful response, its decoded JSON body (``None`` for raw bytes) and the call
+    that produced it (to name the route when the body does not fit its model)."""
 
     response: Response
     data: object
+    call: Call
 
     @property
     def request_id(self) -> str | None:
@@ -113,10 +128,12 @@ class Reply(NamedTuple):
 class _Progress:
     """What happened so far in one logical call (one per call: a plain slotted class)."""
 
-    __slots__ = ("ambiguous", "attempts", "last_error")
+    __slots__ = ("ambiguous", "attempts", "last_error", "queued")
 
     def __init__(self) -> None:
         self.attempts = 0
+        #: Seconds (of the client's clock) spent waiting for rate-limit permits.
+        self.queued = 0.0
         #: An attempt may have reached the server and been processed.
         self.ambiguous = False
         self.last_error: AurousError | None = None
@@ -136,7 +153,9 @@ class Requester:
         transport: Transport,
         governor: Governor,
         clock: Clock,
+        max_queue_wait: float | None = None,
     ) -> None:
+        _check_queue_wait(max_queue_wait)
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
@@ -145,6 +164,7 @@ class Requester:
         self.transport = transport
         self.governor = governor
         self.clock = clock
+        self.max_queue_wait = max_queue_wait
         self._deadlines = Deadlines()
         self._warned_routes: set[str] = set()
         self._logged_versions: set[tuple[str, str]] = set()
@@ -167,6 +187,9 @@ class Requester:
                 the call's deadline.
             OutcomeUnknownError: a create whose last attempt may or may not have been
                 processed; retry with the same ``idempotency_key`` to find out safely.
+            APIResponseValidationError: a 2xx body that is still not JSON after the
+                retries (with ``send_and_decode``: also one that does not decode).
+            ResponseTooLargeError: the answer is larger than ``max_response_bytes``.
         """
         return self._run(call, _reply_itself, _json.loads)
 
@@ -184,10 +207,20 @@ class Requester:
         """
         return self._run(call, decode, parse)
 
+    def send_to(self, call: Call, sink: BodySink) -> Coroutine[Any, Any, Reply]:
+        """``send`` for output bytes, the 2xx body handed to ``sink`` in chunks as it
+        arrives (never held whole); every attempt asks ``sink`` for its headers, so a
+        retry after a body cut short can resume with ``Range``. Raises as ``send``."""
+        return self._run(call, _reply_itself, _json.loads, sink)
+
     # One coroutine from the deadline to the transport: every await level between the
     # caller and the socket costs CPU on each suspension of every request.
     async def _run(
-        self, call: Call, decode: Callable[[Reply], T], parse: Callable[[bytes], object]
+        self,
+        call: Call,
+        decode: Callable[[Reply], T],
+        parse: Callable[[bytes], object],
+        sink: BodySink | None = None,
     ) -> T:
         timeout = self.timeout if call.timeout is None else call.timeout
         if not timeout > 0:
@@ -203,7 +236,14 @@ class Requester:
                 # The retry plan is made on the first failure; its deadline counts from here.
                 started_at = self.clock.time()
                 plan: RetryPlan | None = None
-                url = call.path if "://" in call.path else self.base_url + call.path
+                if "://" not in call.path:
+                    url = self.base_url + call.path
+                else:
+                    url = call.path
+                    if call.authenticated and not same_origin(url, self.base_url):
+                        # The key goes to the API's origin only, whatever URL a
+                        # response named (an output URL on a storage host).
+                        call = call._replace(authenticated=False)
                 headers = self._headers(call)
                 bucket = (
                     _bucket_of(call.method, call.route, call.synthesize)
@@ -217,8 +257,10 @@ class Requester:
                         bucket, started_at if progress.attempts == 1 else None
                     )
                     if permit is None:
-                        deadline.arm()
-                        permit = await governor.acquire(bucket)
+                        permit = await self._queue(bucket, deadline, progress)
+                        _logging.paused(
+                            call.method, call.route, bucket, progress.attempts, progress.queued
+                        )
                     response: Response | None = None
                     failure: APIConnectionError | None = None
                     try:
@@ -230,6 +272,7 @@ class Requester:
                             json_body=call.json,
                             content=call.content,
                             download=not call.expect_json,
+                            sink=sink,
                         )
                     except APIConnectionError as exc:
                         failure = exc
@@ -240,12 +283,19 @@ class Requester:
                     if response is not None:
                         received = self._received(call, response, progress, parse)
                         if isinstance(received, Reply):
-                            return decode(received)
+                            try:
+                                return decode(received)
+                            except AurousError:
+                                raise
+                            except Exception as exc:
+                                # Whatever the server sent, a body that does not decode
+                                # is a typed error; a try costs nothing when none is raised.
+                                raise invalid_body_error(call, response, exc) from exc
                         failure = received
                     if plan is None:
                         plan = RetryPlan(
                             self._policy_with(timeout),
-                            self.clock,
+                            _QueueFreeClock(self.clock, progress),
                             idempotent=call.idempotent or call.idempotency_key is not None,
                             started_at=started_at,
                         )
@@ -262,6 +312,28 @@ class Requester:
             error.__cause__ = exc
             final = self._final(call, progress, error)
             raise final from final.__cause__
+
+    async def _queue(self, bucket: str, deadline: _Pausable, progress: _Progress) -> Permit:
+        """Wait for a permit with the call's deadline paused, within ``max_queue_wait``."""
+        max_wait = _QUEUE_WAIT.get().get(self, self.max_queue_wait)
+        left = deadline.pause()
+        entered_at = self.clock.time()
+        try:
+            return await self.governor.acquire(bucket, max_wait=max_wait)
+        finally:
+            progress.queued += self.clock.time() - entered_at
+            deadline.resume(left)
+
+    @contextlib.contextmanager
+    def queue_wait_bound(self, max_wait: float | None) -> Iterator[None]:
+        """Bound the permit wait of this requester's calls made in the block (and in
+        tasks started from it) by ``max_wait`` seconds; ``None``: no bound."""
+        _check_queue_wait(max_wait)
+        token = _QUEUE_WAIT.set({**_QUEUE_WAIT.get(), self: max_wait})
+        try:
+            yield
+        finally:
+            _QUEUE_WAIT.reset(token)
 
     def _hand_back(
         self,
@@ -296,29 +368,31 @@ class Requester:
     ) -> Reply | APIConnectionError | None:
         """A 2xx as a ``Reply``; a garbled 2xx body as a failure; ``None`` for an error."""
         self._inspect_headers(call, response)
+        if not 200 <= response.status < 300:
+            return None
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d (%s, attempt %d)",
+            _logging.call_finished(
                 call.method,
                 call.route,
                 response.status,
                 response.request_id,
                 progress.attempts,
+                progress.queued,
             )
-        if not 200 <= response.status < 300:
-            return None
         if not call.expect_json:
-            return Reply(response, None)
+            return Reply(response, None, call)
         try:
             # ``tuple.__new__`` skips the NamedTuple's generated ``__new__`` (~0.2 us a call).
-            return tuple.__new__(Reply, (response, parse(response.body)))
-        except ValueError:
+            return tuple.__new__(Reply, (response, parse(response.body), call))
+        except (ValueError, RecursionError):
             pass
         # A garbled 2xx body is a transport failure in disguise: the request was
-        # processed and the answer lost.
-        return APIConnectionError(
-            f"{call.method} {call.route}: the {response.status} response body "
-            f"is not valid JSON (request id {response.request_id})"
+        # processed and the answer lost (an ``APIConnectionError``, retried as one).
+        return APIResponseValidationError(
+            f"{call.method} {call.route}: the {response.status} response body is not valid JSON",
+            route=f"{call.method} {call.route}",
+            status=response.status,
+            request_id=response.request_id,
         )
 
     def _retry_wait(
@@ -351,14 +425,7 @@ class Requester:
         last = progress.last_error
         if wait is None:
             raise self._final(call, progress, last)
-        logger.info(
-            "%s %s: attempt %d failed (%s); retrying in %.2f s",
-            call.method,
-            call.route,
-            progress.attempts,
-            last,
-            wait,
-        )
+        _logging.retrying(call.method, call.route, last, progress.attempts, progress.queued, wait)
         return wait
 
     def _final(self, call: Call, progress: _Progress, error: AurousError) -> AurousError:
@@ -374,7 +441,11 @@ class Requester:
                 request_id=getattr(error, "request_id", None),
             )
             unknown.__cause__ = error
+            _logging.call_failed(
+                call.method, call.route, unknown, progress.attempts, progress.queued
+            )
             return unknown
+        _logging.call_failed(call.method, call.route, error, progress.attempts, progress.queued)
         return error
 
     # -- helpers -----------------------------------------------------------------------
@@ -411,10 +482,7 @@ class Requester:
         return headers
 
     def _error(self, response: Response, idempotency_key: str | None) -> APIStatusError:
-        body = response.body
-        secret = self._api_key.encode()
-        if secret and secret in body:
-            body = body.replace(secret, _REDACTED)
+        body = redact_key(response.body, self._api_key)
         return error_from_response(
             response.status, response.headers, body, idempotency_key=idempotency_key
         )
@@ -434,6 +502,9 @@ class Requester:
                     DeprecationWarning,
                     stacklevel=2,
                 )
+                _logging.deprecated(
+                    call.method, call.route, response.status, response.request_id, detail
+                )
         if not call.authenticated:
             return
         pinned = call.api_version or self.api_version
@@ -445,8 +516,109 @@ class Requester:
             )
 
 
+class _Pausable(Protocol):
+    """What the requester uses of a call's deadline to keep a permit wait out of it."""
+
+    def pause(self) -> float | None: ...
+    def resume(self, left: float | None) -> None: ...
+
+
+#: Per-block ``max_queue_wait`` overrides, by requester (``Requester.queue_wait_bound``).
+_QUEUE_WAIT: ContextVar[Mapping[Requester, float | None]] = ContextVar(
+    "aurous_async_queue_wait", default=MappingProxyType({})
+)
+
+
+def _check_queue_wait(max_wait: float | None) -> None:
+    if max_wait is not None and not max_wait >= 0:
+        raise ValueError(f"max_queue_wait must be >= 0 or None, got {max_wait!r}")
+
+
+class _QueueFreeClock:
+    """The client's clock minus one call's permit waits: the retry plan's deadline
+    counts the call's own time only, as the call's deadline does."""
+
+    __slots__ = ("_clock", "_progress")
+
+    def __init__(self, clock: Clock, progress: _Progress) -> None:
+        self._clock = clock
+        self._progress = progress
+
+    def time(self) -> float:
+        return self._clock.time() - self._progress.queued
+
+    async def sleep(self, seconds: float) -> None:
+        await self._clock.sleep(seconds)
+
+
 def _reply_itself(reply: Reply) -> Reply:
     return reply
+
+
+#: The shortest run of the API key's characters an error body may not show.
+_KEY_FRAGMENT = 8
+
+
+@functools.lru_cache(maxsize=8)
+def _key_fragments(key: str) -> re.Pattern[bytes]:
+    """Finds, at every position (overlapping), any 8 consecutive bytes of ``key``."""
+    raw = key.encode()
+    width = min(len(raw), _KEY_FRAGMENT)
+    grams = sorted({raw[i : i + width] for i in range(len(raw) - width + 1)})
+    return re.compile(b"(?=(" + b"|".join(re.escape(gram) for gram in grams) + b"))")
+
+
+def redact_key(body: bytes, key: str) -> bytes:
+    """``body`` with every run of 8 or more characters of the API key replaced.
+
+    A server may echo the key, or a prefix of it ("al_live_SUPERSECRETK... is not
+    valid"); whatever part of it a body shows is covered by the key's 8-byte windows
+    found in it. A key shorter than that is replaced where it appears whole.
+    """
+    if not key or not body:
+        return body
+    covered: list[tuple[int, int]] = []
+    for match in _key_fragments(key).finditer(body):
+        start, end = match.start(), match.start() + len(match.group(1))
+        if covered and start <= covered[-1][1]:
+            covered[-1] = (covered[-1][0], end)
+        else:
+            covered.append((start, end))
+    if not covered:
+        return body
+    parts: list[bytes] = []
+    done = 0
+    for start, end in covered:
+        parts += (body[done:start], _REDACTED)
+        done = end
+    parts.append(body[done:])
+    return b"".join(parts)
+
+
+def invalid_body_error(
+    call: Call, response: Response, error: BaseException
+) -> APIResponseValidationError:
+    """The error for a 2xx body that does not fit what ``call`` returns.
+
+    Its message is the decoder's own (every mismatch named); ``path`` is the first
+    mismatch's JSON path, ``$`` when the decoder named none (the body as a whole).
+    """
+    detail = str(error) or type(error).__name__
+    found = _MISMATCH_PATH.search(detail)
+    return APIResponseValidationError(
+        f"{call.method} {call.route}: the {response.status} {detail}"
+        if detail.startswith("response ")
+        else f"{call.method} {call.route}: the {response.status} response does not fit: {detail}",
+        route=f"{call.method} {call.route}",
+        status=response.status,
+        path=found.group(1) if found else "$",
+        request_id=response.request_id,
+        idempotency_key=call.idempotency_key,
+    )
+
+
+#: The path of a mismatch in the decoder's wording: ``... @ $.data[2].id; ...``.
+_MISMATCH_PATH = re.compile(r" @ (\$[^\s;]*)")
 
 
 def _inconclusive(error: AurousError) -> bool:

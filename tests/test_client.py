@@ -28,6 +28,7 @@ from aurous_async import (
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    RateLimitQueueTimeoutError,
     RetryPolicy,
     ServerError,
     Timeouts,
@@ -353,10 +354,10 @@ async def test_one_deadline_covers_the_whole_call() -> None:
         assert "deadline" in str(info.value)
 
 
-async def test_a_deferred_deadline_still_bounds_a_wait_for_a_permit() -> None:
-    """A call whose first attempt the transport's own timeout bounds starts with its
-    deadline unarmed; waiting for a permit arms it, so a 429 pause longer than the call's
-    timeout still ends the call at its deadline."""
+async def test_a_wait_for_a_permit_is_bounded_by_max_queue_wait_not_the_deadline() -> None:
+    """A 429 pause longer than a call's timeout is pacing, not a failure: the deadline
+    does not end it; ``max_queue_wait`` does, at once when the pause is known to be
+    longer, and nothing is sent."""
     async with (
         emulated() as (emu, _),
         AsyncAurous(
@@ -368,9 +369,15 @@ async def test_a_deferred_deadline_still_bounds_a_wait_for_a_permit() -> None:
         with pytest.raises(RateLimitError):
             await client.team.get(timeout=0.5)  # the 429 pauses the bucket for 30 s
         started = anyio.current_time()
-        with anyio.fail_after(3), pytest.raises(APITimeoutError):
+        with (
+            anyio.fail_after(3),
+            client.limit_queue_wait(1.2),
+            pytest.raises(RateLimitQueueTimeoutError) as info,
+        ):
             await client.team.get(timeout=1.2)
-        assert 1.2 <= anyio.current_time() - started < 1.6
+        assert anyio.current_time() - started < 1.0
+        assert info.value.estimated_wait is not None
+        assert info.value.estimated_wait > 29
         assert len(emu.requests) == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
@@ -10,16 +11,27 @@ import pytest
 from aurous_async._deadline import Deadlines
 
 pytestmark = pytest.mark.anyio
+#: The shared timer and deferred arming need ``Task.uncancel``; 3.10 uses the scope.
+needs_timer = pytest.mark.skipif(sys.version_info < (3, 11), reason="needs Task.uncancel")
 
 
 async def _hang() -> None:
     await asyncio.Event().wait()
 
 
+async def _assert_no_cancel_pending() -> None:
+    """No cancel request is left on the current task (a pending one raises here)."""
+    await asyncio.sleep(0)
+    if sys.version_info >= (3, 11):
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
 @pytest.fixture(params=["timer", "scope"])
 def deadlines(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Deadlines:
     """Both mechanisms: the shared loop timer (3.11+) and the anyio scope of Python 3.10,
-    switched on here since CI runs 3.11+."""
+    switched on here for 3.11+ too."""
+    if request.param == "timer" and sys.version_info < (3, 11):
+        pytest.skip("needs Task.uncancel")
     if request.param == "scope":
         monkeypatch.setattr("aurous_async._deadline._NATIVE", False)
     return Deadlines()
@@ -37,7 +49,7 @@ async def test_a_call_past_its_deadline_raises_timeout_error(deadlines: Deadline
     with pytest.raises(TimeoutError), deadlines.limit(0.02):
         await _hang()
     assert loop.time() - started >= 0.02
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
 
 
 async def test_a_call_within_its_deadline_is_untouched(deadlines: Deadlines) -> None:
@@ -47,7 +59,7 @@ async def test_a_call_within_its_deadline_is_untouched(deadlines: Deadlines) -> 
     if _timer_groups(deadlines):
         assert not deadlines._groups[5.0].calls
     await asyncio.sleep(0.01)
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
 
 
 async def test_only_expired_calls_of_a_group_are_cancelled() -> None:
@@ -70,8 +82,9 @@ async def test_only_expired_calls_of_a_group_are_cancelled() -> None:
     third = asyncio.create_task(call("slow-third", 1.0))
     await asyncio.gather(first, second, third)
     assert outcomes == {"slow-first": "timeout", "quick-second": "done", "slow-third": "timeout"}
-    assert not deadlines._groups[0.05].calls
-    assert deadlines._groups[0.05].timer is None
+    if sys.version_info >= (3, 11):
+        assert not deadlines._groups[0.05].calls
+        assert deadlines._groups[0.05].timer is None
 
 
 @pytest.mark.parametrize("deferred", [False, True], ids=["armed", "deferred-then-armed"])
@@ -94,6 +107,7 @@ async def test_an_outside_cancellation_is_not_a_timeout(
         assert not deadlines._groups[5.0].calls
 
 
+@needs_timer
 async def test_an_outside_cancellation_racing_the_deadline_wins() -> None:
     """When both fire, the outer cancel is not swallowed into a timeout."""
     deadlines = Deadlines()
@@ -120,9 +134,10 @@ async def test_a_timeout_inside_anothers_limit_stays_local(deadlines: Deadlines)
         with pytest.raises(TimeoutError), deadlines.limit(0.01):
             await _hang()
         await asyncio.sleep(0)  # the outer block goes on
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
 
 
+@needs_timer
 async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
     """Idle groups are dropped once many distinct timeouts have been used."""
     deadlines = Deadlines()
@@ -138,6 +153,7 @@ async def test_a_fresh_timeout_per_call_does_not_grow_without_bound() -> None:
         assert 99.0 in deadlines._groups
 
 
+@needs_timer
 async def test_a_deferred_deadline_is_not_armed_until_asked() -> None:
     """Deferred: nothing fires on its own; armed after its end, it fires at once."""
     deadlines = Deadlines()
@@ -174,7 +190,7 @@ async def test_an_armed_deferred_deadline_keeps_its_original_end() -> None:
     with pytest.raises(TimeoutError):
         await call()
     assert 0.08 <= loop.time() - started < 0.115
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
 
 
 async def test_a_deferred_deadline_ending_in_time_leaves_nothing_armed() -> None:
@@ -183,9 +199,10 @@ async def test_a_deferred_deadline_ending_in_time_leaves_nothing_armed() -> None
     with deadlines.limit(0.02, deferred=True) as deadline:
         deadline.arm()
     await asyncio.sleep(0.04)
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
 
 
+@needs_timer
 async def test_a_deferred_deadline_takes_its_start_from_the_loop_it_is_given() -> None:
     """The caller's loop spares a running-loop lookup; only its time is read, and the
     deadline is armed on the running loop."""
@@ -208,4 +225,29 @@ async def test_a_deferred_deadline_takes_its_start_from_the_loop_it_is_given() -
     with pytest.raises(TimeoutError):
         await call()
     assert running.time() - armed_at < 0.05
-    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    await _assert_no_cancel_pending()
+
+
+@pytest.mark.parametrize("start", ["armed", "deferred", "deferred-then-armed"])
+async def test_a_paused_deadline_does_not_count_the_pause(deadlines: Deadlines, start: str) -> None:
+    """Time between pause() and resume() is not counted; the time left before is kept."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    lefts: list[float | None] = []
+
+    async def paused_call() -> None:
+        with deadlines.limit(0.05, deferred=start != "armed") as deadline:
+            if start == "deferred-then-armed":
+                deadline.arm()
+            lefts.append(deadline.pause())
+            await asyncio.sleep(0.1)  # past the deadline, were it running
+            deadline.resume(lefts[0])
+            deadline.arm()
+            await _hang()
+
+    with pytest.raises(TimeoutError):
+        await paused_call()
+    assert lefts[0] is not None
+    assert 0 < lefts[0] <= 0.05
+    assert loop.time() - started >= 0.15
+    await _assert_no_cancel_pending()

@@ -202,7 +202,7 @@ def test_from_headers_round_trips_integers(
     ],
 )
 def test_bucket_for(method: str, path: str, synthesize: bool, bucket: str) -> None:
-    """Every route maps to the bucket docs/INTERFACES.md lists."""
+    """Every route maps to the bucket docs/architecture.md lists."""
     assert bucket_for(method, path, synthesize=synthesize) == bucket
 
 
@@ -398,24 +398,58 @@ async def test_a_larger_capacity_is_learned_from_limit() -> None:
     assert state.remaining == 239
 
 
+async def _answer_probe(gov: Governor, bucket: str, rate_limit: RateLimit) -> None:
+    """Send a bucket's first request and answer it, so that requests may overlap."""
+    gov.observe(bucket, rate_limit, 200, permit=await gov.acquire(bucket))
+
+
 @pytest.mark.anyio
 async def test_headers_are_stale_by_the_requests_in_flight() -> None:
     """Remaining is reduced by every other request that may not have been counted yet."""
     gov = Governor(SteppingClock(NOW))
-    permits = [await gov.acquire("images_post") for _ in range(120)]
+    await _answer_probe(gov, "images_post", RateLimit(120, 119, NOW + 1))
+    permits = [await gov.acquire("images_post") for _ in range(119)]
     gov.observe(
         "images_post", RateLimit(limit=240, remaining=239, reset_at=NOW + 1), 201, permit=permits[0]
     )
     state = gov.snapshot()["images_post"]
-    assert state.remaining == 120
-    assert state.in_flight == 119
+    assert state.remaining == 121
+    assert state.in_flight == 118
 
 
 @pytest.mark.anyio
-async def test_an_unknown_bucket_is_unpaced_until_its_headers_arrive() -> None:
+@pytest.mark.parametrize("bucket", ["images_post", "brand_new"])
+async def test_a_bucket_sends_one_request_until_its_first_answer(bucket: str) -> None:
+    """Before a bucket's first answer only one request of it is in flight; the answer
+    (capacity and level) lets the queue go on at once."""
+    clock = ManualClock(NOW)
+    gov = Governor(clock)
+    probe = await gov.acquire(bucket)
+    granted: list[int] = []
+
+    async def one(i: int) -> None:
+        await gov.acquire(bucket)
+        granted.append(i)
+
+    with anyio.fail_after(10):  # real seconds: a hang would be a bug
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(one, i)
+            await anyio.wait_all_tasks_blocked()
+            assert granted == []
+            assert gov.snapshot()[bucket].queued == 5
+            gov.observe(bucket, RateLimit(30, 29, NOW + 1), 200, permit=probe)
+    assert granted == [0, 1, 2, 3, 4]
+    state = gov.snapshot()[bucket]
+    assert (state.limit, state.remaining, state.in_flight, state.queued) == (30, 24, 5, 0)
+
+
+@pytest.mark.anyio
+async def test_an_unknown_bucket_is_learned_from_its_headers() -> None:
     """A bucket the SDK does not know is learned from Limit, Remaining and Reset."""
     clock = SteppingClock(NOW)
     gov = Governor(clock)
+    await _answer_probe(gov, "brand_new", RateLimit(30, 29, NOW + 2))
     permits = [await gov.acquire("brand_new") for _ in range(5)]
     assert clock.now == NOW
     for permit in permits:
@@ -423,7 +457,9 @@ async def test_an_unknown_bucket_is_unpaced_until_its_headers_arrive() -> None:
     state = gov.snapshot()["brand_new"]
     assert state.limit == 30
     assert state.remaining == 0
-    assert state.refill_per_second == pytest.approx(29 / 60)
+    # Reset proves 29/60 <= rate < 30/59: the middle is reported, the floor paces.
+    assert state.refill_per_second == pytest.approx((29 / 60 + 30 / 59) / 2)
+    assert gov._buckets["brand_new"].rate == pytest.approx(29 / 60)
 
 
 def test_snapshot_is_empty_before_any_request() -> None:
@@ -436,13 +472,15 @@ async def test_snapshot_describes_the_local_model() -> None:
     """Limit, remaining, reset, pause and in-flight count are reported per bucket."""
     clock = SteppingClock(NOW)
     gov = Governor(clock)
+    await _answer_probe(gov, "estimate_post", RateLimit(240, 239, NOW + 1))
     await _burst(gov, "estimate_post", 40, answer=False)
     state = gov.snapshot()["estimate_post"]
     assert state.bucket == "estimate_post"
     assert state.limit == 240
-    assert state.remaining == 200
+    assert state.remaining == 199
     assert state.in_flight == 40
-    assert state.reset_at == pytest.approx(NOW + 20)
+    assert state.queued == 0
+    assert state.reset_at == pytest.approx(NOW + 20.5)
     assert state.paused_until is None
     assert state.refill_per_second == 2.0
 
@@ -462,7 +500,8 @@ async def _fan_out(
 
     Each request waits a random number of event-loop ticks before and after the server
     counts it, so requests overtake each other and responses arrive out of order.
-    Returns (all 429s, 429s of requests granted after a 429 was observed, seconds).
+    Returns (all 429s, 429s of requests granted after a 429 was observed, seconds from
+    the first answer, which the others wait for, to the last).
     """
     rng = random.Random(seed)
     clock = SteppingClock(NOW)
@@ -471,11 +510,12 @@ async def _fan_out(
     for _ in range(predrain):
         server.take(clock.time())
     observed = 0
+    first_answer_at: float | None = None
     first_429: int | None = None
     refused = late = 0
 
     async def one() -> None:
-        nonlocal observed, first_429, refused, late
+        nonlocal observed, first_answer_at, first_429, refused, late
         permit = await gov.acquire("images_post")
         seen_at_grant = observed
         for _ in range(rng.randint(0, max_ticks)):
@@ -485,6 +525,8 @@ async def _fan_out(
             await anyio.lowlevel.checkpoint()
         status = 201 if decision.allowed else 429
         observed += 1
+        if first_answer_at is None:
+            first_answer_at = clock.now
         if status == 429:
             refused += 1
             if first_429 is None:
@@ -501,7 +543,8 @@ async def _fan_out(
     async with anyio.create_task_group() as tg:
         for _ in range(n):
             tg.start_soon(one)
-    return refused, late, clock.now - NOW
+    assert first_answer_at is not None
+    return refused, late, clock.now - first_answer_at
 
 
 @pytest.mark.anyio
@@ -618,17 +661,24 @@ async def test_observing_a_permit_twice_is_harmless() -> None:
 @pytest.mark.parametrize(
     ("rate_limit", "rate"),
     [
-        # A larger tier: the rate is the lower bound Reset allows, (240 - 100 - 1) / 70.
-        (RateLimit(240, 100, NOW + 70), 139 / 70),
+        # A larger tier: Reset proves (240 - 100 - 1) / 70 <= rate < (240 - 100) / 69;
+        # the middle is reported.
+        (RateLimit(240, 100, NOW + 70), (139 / 70 + 140 / 69) / 2),
         # A smaller capacity and no usable Reset: the documented rate, scaled down.
         (RateLimit(60, 59, None), 0.5),
-        # The documented capacity: the documented rate, whatever Reset says.
-        (RateLimit(120, 100, NOW + 5), 1.0),
+        # The documented capacity, and a Reset the documented rate agrees with.
+        (RateLimit(120, 100, NOW + 20), 1.0),
+        # The documented capacity, refilled faster: 19 tokens in at most 5 s.
+        (RateLimit(120, 100, NOW + 5), (19 / 5 + 20 / 4) / 2),
+        # The documented capacity, refilled at half the rate: the bound Reset proves.
+        (RateLimit(120, 0, NOW + 240), (119 / 240 + 120 / 239) / 2),
+        # An implausible Reset (a full refill 30 years away) teaches nothing.
+        (RateLimit(120, 0, 99_999_999_999.0), 1.0),
     ],
 )
 @pytest.mark.anyio
 async def test_the_refill_rate_follows_the_capacity(rate_limit: RateLimit, rate: float) -> None:
-    """The documented rate holds while Limit matches the documented capacity."""
+    """The documented rate holds while the server's headers allow it; else what they prove."""
     gov = Governor(SteppingClock(NOW))
     permit = await gov.acquire("images_post")
     gov.observe("images_post", rate_limit, 201, permit=permit)
