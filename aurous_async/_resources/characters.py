@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from .. import _validation as check
 from .._errors import InvalidParameterError
 from .._requester import Call, Requester, new_idempotency_key
-from .._wire import unstructure
 from ..models import (
     Character,
     CharacterAttributes,
+    CharacterAttributesDict,
     DeletedCharacter,
     UploadClassification,
     UploadTicket,
@@ -23,16 +23,11 @@ __all__ = ["CharacterRefs", "CharacterUploads", "Characters"]
 
 #: The attribute values the API documents: free strings, and an integer age.
 AttributeValue = str | int
-Attributes = CharacterAttributes | Mapping[str, AttributeValue]
+Attributes = CharacterAttributes | CharacterAttributesDict | Mapping[str, AttributeValue]
 
 
 def _attributes(value: Attributes | None) -> dict[str, object] | None:
-    if value is None:
-        return None
-    if isinstance(value, CharacterAttributes):
-        raw: dict[str, object] = unstructure(value, drop_none=True)
-        return raw
-    return dict(value)
+    return check.character_attributes(value)
 
 
 class CharacterUploads(Resource):

@@ -13,9 +13,9 @@ from .. import _validation as check
 from .._errors import InvalidParameterError
 from .._fanout import GenerationResource
 from .._requester import Call
-from ..models import Estimate, Generation, LoraWeight
+from ..models import Estimate, Generation, LoraWeight, LoraWeightDict
 from ._base import AsyncPager, Page, body, page_from, params, path_id
-from ._output import fetch_output
+from ._output import OutputStream, fetch_output, output_call, save_output
 
 __all__ = ["Images"]
 
@@ -25,7 +25,7 @@ def image_body(
     prompt: str,
     negative_prompt: str | None,
     lora_id: str | None,
-    loras: Sequence[LoraWeight] | None,
+    loras: Sequence[LoraWeight | LoraWeightDict] | None,
     character_id: str | None,
     size: str | None,
     width: int | None,
@@ -63,7 +63,7 @@ def image_body(
         prompt=prompt,
         negative_prompt=negative_prompt,
         lora_id=lora_id,
-        loras=None if loras is None else [{"lora": lw.lora, "weight": lw.weight} for lw in loras],
+        loras=None if loras is None else check.lora_stack(loras),
         character_id=character_id,
         size=size,
         width=width,
@@ -126,7 +126,7 @@ class Images(GenerationResource):
         prompt: str,
         negative_prompt: str | None = None,
         lora_id: str | None = None,
-        loras: Sequence[LoraWeight] | None = None,
+        loras: Sequence[LoraWeight | LoraWeightDict] | None = None,
         character_id: str | None = None,
         size: str | None = None,
         width: int | None = None,
@@ -184,7 +184,7 @@ class Images(GenerationResource):
         prompt: str,
         negative_prompt: str | None = None,
         lora_id: str | None = None,
-        loras: Sequence[LoraWeight] | None = None,
+        loras: Sequence[LoraWeight | LoraWeightDict] | None = None,
         character_id: str | None = None,
         size: str | None = None,
         width: int | None = None,
@@ -211,7 +211,8 @@ class Images(GenerationResource):
         Args:
             prompt: 1-4000 characters, not only whitespace.
             lora_id: one style (id or slug); exclusive with ``loras``.
-            loras: a stack of 1-4 styles with weights 0.0-2.0; exclusive with ``lora_id``.
+            loras: a stack of 1-4 styles with weights 0.0-2.0, each a ``LoraWeight`` or
+                a dict ``{"lora": ..., "weight": ...}``; exclusive with ``lora_id``.
             character_id: a ``ready`` character; exclusive with ``reference_image_urls``.
             size: a preset ``<2k|4k>_<w>_<h>``; exclusive with ``width``/``height``.
             width, height: both or neither, each 1024-4096 (snapped to 32 by the server).
@@ -260,7 +261,7 @@ class Images(GenerationResource):
         prompt: str,
         negative_prompt: str | None = None,
         lora_id: str | None = None,
-        loras: Sequence[LoraWeight] | None = None,
+        loras: Sequence[LoraWeight | LoraWeightDict] | None = None,
         character_id: str | None = None,
         size: str | None = None,
         width: int | None = None,
@@ -379,7 +380,7 @@ class Images(GenerationResource):
         reply = await fetch_output(
             self,
             url,
-            route="/v1/images/{id}/output/{n}",
+            route=_OUTPUT_ROUTE,
             timeout=timeout,
         )
         return reply
@@ -392,11 +393,41 @@ class Images(GenerationResource):
         index: int = 0,
         timeout: float | None = None,
     ) -> anyio.Path:
-        """Download output ``index`` and write it to ``path``; returns the path written."""
-        data = await self.download(image, index=index, timeout=timeout)
-        target = anyio.Path(path)
-        await target.write_bytes(data)
-        return target
+        """Stream output ``index`` into ``path``; returns the path written.
+
+        The bytes go to disk in chunks (memory stays flat whatever the size) through a
+        partial file beside ``path``, renamed into place once complete: ``path`` is
+        whole or absent. A save that fails or is cancelled part-way resumes from the
+        partial next time (``Range``). ``timeout`` bounds the whole transfer.
+
+        Raises:
+            GoneError: the output is past its retention (410 ``output_expired``).
+            UnprocessableEntityError: the generation ended without output (422).
+            OSError: the file could not be written.
+        """
+        check.output_index(index)
+        return await save_output(
+            self, _output_url(image, index), path, route=_OUTPUT_ROUTE, timeout=timeout
+        )
+
+    def iter_bytes(
+        self,
+        image: Generation | str,
+        *,
+        index: int = 0,
+        timeout: float | None = None,
+    ) -> OutputStream:
+        """Output ``index`` in chunks as they arrive, for piping it elsewhere.
+
+        ``async with client.images.iter_bytes(image) as chunks: async for chunk in
+        chunks: ...``; leaving the block early closes the connection.
+        """
+        check.output_index(index)
+        call = output_call(_output_url(image, index), route=_OUTPUT_ROUTE, timeout=timeout)
+        return OutputStream(self._requester, call)
+
+
+_OUTPUT_ROUTE = "/v1/images/{id}/output/{n}"
 
 
 def _output_url(image: Generation | str, index: int) -> str:

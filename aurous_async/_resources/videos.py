@@ -13,7 +13,7 @@ from .._errors import InvalidParameterError
 from .._fanout import GenerationResource
 from ..models import Estimate, Generation
 from ._base import body, path_id
-from ._output import fetch_output
+from ._output import OutputStream, fetch_output, output_call, save_output
 
 __all__ = ["Videos"]
 
@@ -279,7 +279,7 @@ class Videos(GenerationResource):
         return await fetch_output(
             self,
             _output_url(video),
-            route="/v1/videos/{id}/output",
+            route=_OUTPUT_ROUTE,
             timeout=timeout,
             headers=headers,
         )
@@ -291,11 +291,33 @@ class Videos(GenerationResource):
         *,
         timeout: float | None = None,
     ) -> anyio.Path:
-        """Download the whole video and write it to ``path``; returns the path written."""
-        data = await self.download(video, timeout=timeout)
-        target = anyio.Path(path)
-        await target.write_bytes(data)
-        return target
+        """Stream the video into ``path``; returns the path written.
+
+        The bytes go to disk in chunks (memory stays flat whatever the size) through a
+        partial file beside ``path``, renamed into place once complete: ``path`` is
+        whole or absent. A save that fails or is cancelled part-way resumes from the
+        partial next time (``Range``). ``timeout`` bounds the whole transfer.
+
+        Raises:
+            GoneError: the output is past its retention (410 ``output_expired``).
+            UnprocessableEntityError: the video ended without output (422).
+            OSError: the file could not be written.
+        """
+        return await save_output(
+            self, _output_url(video), path, route=_OUTPUT_ROUTE, timeout=timeout
+        )
+
+    def iter_bytes(self, video: Generation | str, *, timeout: float | None = None) -> OutputStream:
+        """The video in chunks as they arrive, for piping it elsewhere.
+
+        ``async with client.videos.iter_bytes(video) as chunks: async for chunk in
+        chunks: ...``; leaving the block early closes the connection.
+        """
+        call = output_call(_output_url(video), route=_OUTPUT_ROUTE, timeout=timeout)
+        return OutputStream(self._requester, call)
+
+
+_OUTPUT_ROUTE = "/v1/videos/{id}/output"
 
 
 def _output_url(video: Generation | str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import struct
 import zlib
 
@@ -285,3 +286,14 @@ def mp4(width: int, height: int, seconds: int, seed: str) -> bytes:
     ftyp = _box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso2avc1mp41")
     head = len(ftyp) + len(moov(0)) + 8
     return ftyp + moov(head) + _box(b"mdat", mdat_payload)
+
+
+@functools.lru_cache(maxsize=2)
+def padded(data: bytes, size: int | None, seed: str) -> bytes:
+    """``data`` (an MP4) grown to at least ``size`` bytes by a trailing ``free`` box of
+    random bytes drawn from ``seed`` (so every offset of a large body is distinct)."""
+    missing = (size or 0) - len(data)
+    if missing < 8:
+        return data
+    filler = random.Random(seed).randbytes(missing - 8)
+    return data + struct.pack(">I", missing) + b"free" + filler

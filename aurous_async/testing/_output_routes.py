@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._errors import ApiError, not_found
 from ._generations import Generation
-from ._media import mp4, png
+from ._media import mp4, padded, png
 from ._ranges import byte_reply
 from ._routing import Ctx, Reply, Route
 from ._signing import check_token
@@ -81,6 +81,7 @@ async def get_video_output(ctx: Ctx) -> Reply:
     row = _authorize(ctx, "vid_")
     draft = row.draft
     data = mp4(draft.width, draft.height, draft.video_duration or 5, f"{row.id}|{row.seed}")
+    data = padded(data, ctx.state.settings.video_output_bytes, row.id)
     return byte_reply(ctx, data, "video/mp4", {"Cache-Control": "private"})
 
 
