@@ -55,6 +55,7 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {FAULT_KINDS}")
 
     def matches(self, method: str, path: str) -> bool:
+        """Whether a request of ``method`` to ``path`` is one this fault hits."""
         if self.match is None:
             return True
         want_method, _, prefix = self.match.partition(" ")
