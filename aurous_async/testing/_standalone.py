@@ -41,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="multiply every rate-limit bucket's capacity and refill (benchmarks)",
     )
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        default=[],
+        type=_bucket_override,
+        metavar="NAME=CAPACITY/PER_MINUTE",
+        help="set one rate-limit bucket, after --bucket-scale (repeatable; benchmarks)",
+    )
     parser.add_argument("--credits", type=float, default=1000.0, help="the demo team's balance")
     parser.add_argument(
         "--no-request-log", action="store_true", help="do not keep a log of requests in memory"
@@ -65,6 +73,8 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
             )
             for name, spec in DOCUMENTED_BUCKETS.items()
         }
+    if args.bucket:
+        buckets = {**buckets, **dict(args.bucket)}
     return attrs.evolve(
         EmulatorSettings(),
         host=args.host,
@@ -77,6 +87,22 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
         record_requests=not args.no_request_log,
         control_token=args.control_token,
     )
+
+
+def _bucket_override(text: str) -> tuple[str, BucketSpec]:
+    name, _, spec = text.partition("=")
+    capacity, _, per_minute = spec.partition("/")
+    try:
+        parsed = BucketSpec(int(capacity), float(per_minute))
+    except ValueError:
+        parsed = None
+    if not name or name not in DOCUMENTED_BUCKETS or parsed is None or parsed.capacity < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=CAPACITY/PER_MINUTE with a documented bucket name, got {text!r}"
+        )
+    if not parsed.per_minute > 0:
+        raise argparse.ArgumentTypeError(f"the refill must be positive, got {text!r}")
+    return name, parsed
 
 
 async def run_forever(settings: EmulatorSettings) -> None:
