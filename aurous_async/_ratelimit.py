@@ -860,6 +860,16 @@ class Governor:
 
     # -- public view --------------------------------------------------------------------
 
+    def pacing_rate(self, bucket: str) -> float | None:
+        """The refill rate ``bucket`` is paced with: the documented rate, or a lower
+        bound of the server's that its headers prove (``None`` before any is known).
+
+        Unlike ``snapshot()``'s best estimate, it never lies above the server's rate, so
+        a model shared with other processes may refill at it.
+        """
+        state = self._buckets.get(bucket)
+        return None if state is None else state.rate
+
     def snapshot(self) -> Mapping[str, BucketState]:
         """The live state of every bucket used so far, by name."""
         now = self._clock.time()

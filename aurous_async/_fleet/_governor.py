@@ -202,7 +202,7 @@ class FleetGovernor:
         grant = self._grants.pop((bucket, permit.seq), None)
         if grant is None:
             return
-        rate = _pacing_rate(self._local, bucket)
+        rate = self._local.pacing_rate(bucket)
         from_redis, ticket = grant
         self._report(
             bucket, from_redis, ticket, Observation.from_rate_limit(status, rate_limit, rate)
@@ -249,7 +249,7 @@ class FleetGovernor:
         self.lost = True
         now = self.clock.time()
         for name, state in self._local.snapshot().items():
-            limit, remaining, rate = state.limit, state.remaining, _pacing_rate(self._local, name)
+            limit, remaining, rate = state.limit, state.remaining, self._local.pacing_rate(name)
             if name == UNMETERED or limit is None or remaining is None or rate is None:
                 continue
             seen = Observation(200, limit, remaining, None, rate)
@@ -307,15 +307,6 @@ class FleetGovernor:
             while self._unsettled:
                 bucket, ticket = self._unsettled.popleft()
                 self._report(bucket, True, ticket, Observation(None))
-
-
-def _pacing_rate(governor: Governor, bucket: str) -> float | None:
-    """The refill rate ``governor`` paces ``bucket`` with: the documented rate, or a
-    lower bound of the server's that its headers prove. The shared model refills at the
-    rate its observers report, so it must be this one, not the best estimate
-    ``snapshot()`` shows (which may lie above the server's rate)."""
-    state = governor._buckets.get(bucket)
-    return None if state is None else state.rate
 
 
 def _queue_timeout(
