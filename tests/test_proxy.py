@@ -146,63 +146,42 @@ async def test_a_bad_proxy_value_is_refused_at_construction(
 # --- the environment ---------------------------------------------------------------------
 
 
-async def test_http_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``HTTP_PROXY`` routes plain-HTTP requests through that proxy."""
-    origin = Origin()
-    async with origin.running() as base, forward_proxy() as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        async with client_for(base) as client:
-            await client.team.get()
-    assert [s.target for s in proxy.seen] == [f"{base}/v1/team"]
-    assert len(origin.seen) == 1
-
-
-async def test_no_proxy_sends_listed_hosts_direct(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A host listed in ``NO_PROXY`` is reached directly despite ``HTTP_PROXY``."""
-    origin = Origin()
-    async with origin.running() as base, forward_proxy() as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-        async with client_for(base) as client:
-            await client.team.get()
-    assert proxy.seen == []
-    assert len(origin.seen) == 1
-
-
-async def test_a_bare_host_and_port_in_the_environment_means_http(
+@pytest.mark.parametrize(
+    ("environment", "options", "proxied"),
+    [
+        pytest.param({"HTTP_PROXY": "{proxy}"}, {}, True, id="http_proxy-routes-http"),
+        pytest.param(
+            {"HTTP_PROXY": "{proxy}", "NO_PROXY": "localhost,127.0.0.1"},
+            {},
+            False,
+            id="no_proxy-host-goes-direct",
+        ),
+        pytest.param({"HTTP_PROXY": "{host_port}"}, {}, True, id="bare-host-port-means-http"),
+        pytest.param(
+            {"HTTP_PROXY": "socks5://127.0.0.1:9"}, {}, False, id="unsupported-socks5-ignored"
+        ),
+        pytest.param(
+            {"HTTP_PROXY": "{proxy}"}, {"trust_env": False}, False, id="trust_env-false-ignores"
+        ),
+    ],
+)
+async def test_environment_proxies(
     monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    options: dict[str, object],
+    proxied: bool,
 ) -> None:
-    """``HTTP_PROXY=127.0.0.1:3128`` (no scheme) is read as ``http://127.0.0.1:3128``."""
+    """``HTTP_PROXY`` (``host:port`` read as ``http://``) routes plain-HTTP requests through
+    that proxy, unless ``NO_PROXY`` lists the host, the scheme is one aiohttp cannot use
+    (``socks5://``), or ``trust_env=False``: then requests go direct."""
     origin = Origin()
     async with origin.running() as base, forward_proxy() as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url.removeprefix("http://"))
-        async with client_for(base) as client:
+        for name, value in environment.items():
+            host_port = proxy.url.removeprefix("http://")
+            monkeypatch.setenv(name, value.format(proxy=proxy.url, host_port=host_port))
+        async with client_for(base, **options) as client:
             await client.team.get()
-    assert len(proxy.seen) == 1
-
-
-async def test_an_unsupported_proxy_in_the_environment_is_ignored(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A ``socks5://`` value (aiohttp has no SOCKS support) routes nothing: requests go direct."""
-    origin = Origin()
-    async with origin.running() as base:
-        monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:9")
-        async with client_for(base) as client:
-            await client.team.get()
-    assert len(origin.seen) == 1
-
-
-async def test_trust_env_false_ignores_environment_proxies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``trust_env=False`` goes direct whatever ``HTTP_PROXY`` says."""
-    origin = Origin()
-    async with origin.running() as base, forward_proxy() as proxy:
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        async with client_for(base, trust_env=False) as client:
-            await client.team.get()
-    assert proxy.seen == []
+    assert [s.target for s in proxy.seen] == ([f"{base}/v1/team"] if proxied else [])
     assert len(origin.seen) == 1
 
 

@@ -122,10 +122,16 @@ def is_done(out: Path, line: Line) -> bool:
     return line.final
 
 
-def write_manifest(out: Path, lines: Sequence[Line]) -> Path:
-    """Write ``DIR/manifest.jsonl`` (one record per line, in line order), atomically."""
+def write_manifest(
+    out: Path, lines: Sequence[Line], extra: Mapping[int, Mapping[str, object]] | None = None
+) -> Path:
+    """Write ``DIR/manifest.jsonl`` (one record per line, in line order, with the fields
+    ``extra`` holds for that line added), atomically."""
+    added = extra or {}
     path = out / MANIFEST_NAME
-    text = "".join(canonical(line.manifest()) + "\n" for line in lines)
+    text = "".join(
+        canonical({**line.manifest(), **added.get(line.line, {})}) + "\n" for line in lines
+    )
     write_atomically(path, text.encode())
     return path
 

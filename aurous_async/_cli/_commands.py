@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,15 +18,9 @@ from ._directory import lock_directory, prepare_journal
 from ._files import file_id, save_outputs
 from ._inputs import InputError, InputFileError, Request, build_request, coerce_text, read_requests
 from ._journal import AsyncJournal, Line
-from ._output import (
-    EXIT_COST,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Output,
-    error_text,
-)
+from ._output import EXIT_COST, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Output, error_text, money
 from ._progress import BatchProgress
+from ._reporting import approve_cost, report_input_errors, summarize
 from ._target import EMBEDDED, Target, TargetOptions, open_target
 from ._waiting import wait_until_done
 
@@ -54,19 +47,6 @@ def target_options(args: argparse.Namespace) -> TargetOptions:
         time_scale=args.time_scale,
         timeout=args.timeout,
     )
-
-
-def _money(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def _report_input_errors(out: Output, error: InputFileError) -> int:
-    for text in error.lines():
-        out.error(text)
-    out.notice("nothing was submitted")
-    return EXIT_USAGE
 
 
 # -- request options (generate, estimate) -------------------------------------------------
@@ -119,18 +99,6 @@ def request_from_options(args: argparse.Namespace, line: int = 1) -> Request:
 
 #: ``generate`` creates without asking when its estimate is at most this many credits.
 GENERATE_ASKS_ABOVE = 10.0
-#: The summary's name for a succeeded line whose files could not be saved.
-NOT_DOWNLOADED = "not downloaded"
-
-
-async def _confirm(out: Output, question: str) -> bool:
-    if not sys.stdin.isatty():
-        out.error("cost not confirmed: pass --yes to run without a terminal")
-        return False
-    # Nothing runs concurrently yet, so a blocking prompt holds nothing up (and Ctrl-C
-    # interrupts it directly).
-    answer = input(f"{question} [y/N] ")  # noqa: ASYNC250
-    return answer.strip().lower() in ("y", "yes")
 
 
 async def _check_directory(journal: AsyncJournal, target: Target, mode: str, out: Output) -> bool:
@@ -203,7 +171,7 @@ async def _run_locked(
             if unpriced:
                 amounts, refused = await estimate_requests(target, unpriced)
                 if refused:
-                    return _report_input_errors(out, InputFileError(source, refused))
+                    return report_input_errors(out, InputFileError(source, refused))
                 await journal.set_estimates(amounts)
                 lines = await journal.lines(by_line)
             # From here on the manifest is written, however the run ends.
@@ -219,7 +187,7 @@ async def _run_locked(
                     final = await journal.lines(shown)
                     manifest = await anyio.to_thread.run_sync(write_manifest, directory, final)
                 await journal.close()
-    return _summarize(out, directory, manifest, final, mode=mode)
+    return summarize(out, directory, manifest, final, mode=mode)
 
 
 async def _plan_and_run(
@@ -240,18 +208,17 @@ async def _plan_and_run(
     new_cost = sum(line.estimate or 0.0 for line in to_create)
     out.notice(
         f"{len(lines)} line(s): {len(lines) - len(todo)} done, {len(todo) - len(to_create)} "
-        f"in flight, {len(to_create)} to create; estimated {_money(total)} credits in all, "
-        f"{_money(new_cost)} for the new creates"
+        f"in flight, {len(to_create)} to create; estimated {money(total)} credits in all, "
+        f"{money(new_cost)} for the new creates"
     )
-    if args.max_cost is not None and total > args.max_cost:
-        out.error(
-            f"the estimated total of {_money(total)} credits is over --max-cost "
-            f"{_money(args.max_cost)}; nothing was submitted"
-        )
-        return EXIT_COST
-    question = f"Create {len(to_create)} generation(s) for about {_money(new_cost)} credits?"
     small = mode == "generate" and new_cost <= GENERATE_ASKS_ABOVE
-    if to_create and not args.yes and not small and not await _confirm(out, question):
+    if not approve_cost(
+        out,
+        total=total,
+        max_cost=args.max_cost,
+        question=f"Create {len(to_create)} generation(s) for about {money(new_cost)} credits?",
+        ask=bool(to_create) and not args.yes and not small,
+    ):
         return EXIT_COST
     progress = BatchProgress(
         lines,
@@ -273,53 +240,11 @@ async def _plan_and_run(
     return None
 
 
-def _final_status(line: Line) -> str:
-    """The line's status as the summary counts it: a success without its files is not one."""
-    if line.status == "succeeded" and not line.files:
-        return NOT_DOWNLOADED
-    return line.status
-
-
-def _summarize(
-    out: Output, directory: Path, manifest: Path, lines: Sequence[Line], *, mode: str
-) -> int:
-    counts: dict[str, int] = {}
-    for line in lines:
-        status = _final_status(line)
-        counts[status] = counts.get(status, 0) + 1
-    ok = all(_final_status(line) == "succeeded" for line in lines)
-    charged = sum(line.cost or 0.0 for line in lines if line.status == "succeeded")
-    data: dict[str, object] = {
-        "ok": ok,
-        "out": str(directory),
-        "manifest": str(manifest),
-        "lines": len(lines),
-        "counts": counts,
-        "charged": charged,
-    }
-    if mode == "generate":
-        data["results"] = [line.manifest() for line in lines[-1:]]
-
-    def human() -> None:
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        if mode == "generate" and lines:
-            last = lines[-1]
-            files = ", ".join(str(directory / name) for name in last.files) or "no files"
-            out.line(f"{last.generation_id or '-'} {last.status}: {files}")
-            if last.error:
-                out.line(f"error: {last.error}")
-        out.line(f"{len(lines)} line(s): {summary}; charged {_money(charged)} credits")
-        out.line(f"manifest: {manifest}")
-
-    out.result(data, human)
-    return EXIT_OK if ok else EXIT_FAILED
-
-
 async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     try:
         requests = await anyio.to_thread.run_sync(read_requests, args.prompts)
     except InputFileError as exc:
-        return _report_input_errors(out, exc)
+        return report_input_errors(out, exc)
     if args.redis is not None:
         from ._fleet_batch import run_fleet_batch
 
@@ -331,7 +256,7 @@ async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
     try:
         request = request_from_options(args)
     except InvalidParameterError as exc:
-        return _report_input_errors(out, InputFileError("generate", [InputError(0, exc.message)]))
+        return report_input_errors(out, InputFileError("generate", [InputError(0, exc.message)]))
     return await _run_lines(args, out, [request], mode="generate", source="generate")
 
 
@@ -345,21 +270,21 @@ async def cmd_estimate(args: argparse.Namespace, out: Output) -> int:
         else:
             requests = [request_from_options(args)]
     except InputFileError as exc:
-        return _report_input_errors(out, exc)
+        return report_input_errors(out, exc)
     except InvalidParameterError as exc:
-        return _report_input_errors(out, InputFileError("estimate", [InputError(0, exc.message)]))
+        return report_input_errors(out, InputFileError("estimate", [InputError(0, exc.message)]))
     async with open_target(target_options(args), notice=out.notice) as target:
         amounts, refused = await estimate_requests(target, requests)
     if refused:
-        return _report_input_errors(out, InputFileError(args.file or "estimate", refused))
+        return report_input_errors(out, InputFileError(args.file or "estimate", refused))
     total = sum(amounts.values())
     rows = [{"line": r.line, "kind": r.kind, "credits": amounts[r.line]} for r in requests]
 
     def human() -> None:
         if args.file is not None and len(requests) <= 50:
             for r in requests:
-                out.line(f"line {r.line:>5}  {r.kind:<5}  {_money(amounts[r.line])}")
-        out.line(f"{len(rows)} request(s): {_money(total)} credits")
+                out.line(f"line {r.line:>5}  {r.kind:<5}  {money(amounts[r.line])}")
+        out.line(f"{len(rows)} request(s): {money(total)} credits")
 
     out.result({"total": total, "currency": "credit", "lines": rows}, human)
     return EXIT_OK
@@ -384,7 +309,7 @@ def _generation_record(generation: Generation) -> dict[str, object]:
 
 
 def _generation_line(generation: Generation) -> str:
-    cost = "-" if generation.cost is None else _money(generation.cost.amount)
+    cost = "-" if generation.cost is None else money(generation.cost.amount)
     prompt = (generation.prompt or "")[:60]
     error = f"  error: {generation.error_message}" if generation.error_message else ""
     return f"{generation.id}  {generation.status}  {cost} credits  {prompt}{error}"
@@ -497,8 +422,8 @@ async def cmd_balance(args: argparse.Namespace, out: Output) -> int:
     }
     out.result(
         record,
-        f"{_money(balance.available_credits)} credits available "
-        f"({_money(balance.credits)} total, {_money(balance.held_credits)} held)",
+        f"{money(balance.available_credits)} credits available "
+        f"({money(balance.credits)} total, {money(balance.held_credits)} held)",
     )
     return EXIT_OK
 
@@ -527,7 +452,7 @@ async def cmd_usage(args: argparse.Namespace, out: Output) -> int:
             def human_events() -> None:
                 for r in records:
                     out.line(
-                        f"{r['created_at']}  {r['type']:<10} {_money(float(r['amount']))}"  # type: ignore[arg-type]
+                        f"{r['created_at']}  {r['type']:<10} {money(float(r['amount']))}"  # type: ignore[arg-type]
                         f"  {r['generation_id'] or ''}  {r['description'] or ''}"
                     )
 

@@ -29,13 +29,13 @@ from .._config import ENV_API_KEY
 from .._errors import FleetUnavailableError
 from .._fleet._namespace import Namespace
 from .._fleet._redis_url import validate_redis_url
-from ._batch import Batch, estimate_requests
-from ._commands import _confirm, _money, _report_input_errors, _summarize, target_options
+from ._batch import Batch, estimate_requests, write_manifest
+from ._commands import target_options
 from ._directory import lock_directory
-from ._files import is_safe_name, write_atomically
+from ._files import is_safe_name
 from ._inputs import InputFileError, Request, canonical
-from ._journal import FINAL_STATUSES, MANIFEST_NAME, PENDING, REJECTED, UNKNOWN, Line, make_key
-from ._output import EXIT_COST, CommandError, Output
+from ._journal import FINAL_STATUSES, PENDING, REJECTED, UNKNOWN, Line, make_key
+from ._output import EXIT_COST, CommandError, Output, money
 
 try:
     from .._fleet._redis_batch import BatchState, Claimed, RedisBatch
@@ -47,6 +47,7 @@ except ImportError as missing:  # pragma: no cover - only without the redis extr
         "--redis needs the Redis client: pip install 'aurous-async[redis]'"
     ) from None
 from ._progress import BatchProgress
+from ._reporting import approve_cost, report_input_errors, summarize
 from ._target import Target, open_target, wants_embedded
 
 __all__ = ["REDIS_GIVE_UP", "content_batch_id", "run_fleet_batch"]
@@ -126,31 +127,46 @@ class _RedisGuard:
             return result
 
 
+def _pending_lines(
+    batch_id: str, requests: Sequence[Request], estimates: Mapping[int, float]
+) -> dict[int, Line]:
+    """Every line as it starts, by number: the journal's key (``make_key``), no state."""
+    return {
+        request.line: Line(
+            line=request.line,
+            kind=request.kind,
+            request_hash=request.digest,
+            request=canonical(dict(request.body)),
+            attempt=0,
+            idempotency_key=make_key(batch_id, request.line, request.digest, 0),
+            estimate=estimates.get(request.line),
+            generation_id=None,
+            status=PENDING,
+            cost=None,
+            files=(),
+            error=None,
+        )
+        for request in sorted(requests, key=lambda request: request.line)
+    }
+
+
 @attrs.define
 class _Context:
     """What every line of this process's share of the batch needs."""
 
     fleet: RedisBatch
     guard: _RedisGuard
-    by_line: Mapping[int, Request]
-    estimates: Mapping[int, float]
+    pending: Mapping[int, Line]
     out_dir: str
 
 
 def _build_line(ctx: _Context, number: int, status: str, record: Mapping[str, Any]) -> Line:
-    request = ctx.by_line[number]
     generation_id = record.get("id")
     cost = record.get("cost")
     error = record.get("error")
     files = record.get("files")
-    return Line(
-        line=number,
-        kind=request.kind,
-        request_hash=request.digest,
-        request=canonical(dict(request.body)),
-        attempt=0,
-        idempotency_key=make_key(ctx.fleet.batch_id, number, request.digest, 0),
-        estimate=ctx.estimates.get(number),
+    return attrs.evolve(
+        ctx.pending[number],
         generation_id=generation_id if isinstance(generation_id, str) else None,
         status=status,
         cost=float(cost) if isinstance(cost, (int, float)) else None,
@@ -266,7 +282,7 @@ class _Worker:
                 "them 24 h), not charged again",
                 markup=False,
             )
-            await ctx.guard(lambda: ctx.fleet.seed(sorted(ctx.by_line)))
+            await ctx.guard(lambda: ctx.fleet.seed(list(ctx.pending)))
             return None
         state, claimed = result
         self._charged = state.charged
@@ -357,7 +373,7 @@ async def _fleet_view(ctx: _Context) -> tuple[list[Line], dict[int, dict[str, An
     records = await ctx.guard(ctx.fleet.records)
     lines = [
         _build_line(ctx, number, statuses.get(number, PENDING), records.get(number, {}))
-        for number in sorted(ctx.by_line)
+        for number in ctx.pending
     ]
     return lines, records
 
@@ -367,18 +383,11 @@ def write_fleet_manifest(
 ) -> Path:
     """Write ``DIR/manifest.jsonl`` for every line, each naming the worker that saved
     its files (``worker``, and that worker's ``worker_out`` directory), atomically."""
-    rows = []
+    extra: dict[int, Mapping[str, object]] = {}
     for line in lines:
         record = workers.get(line.line, {})
-        fields = {
-            **line.manifest(),
-            "worker": record.get("worker"),
-            "worker_out": record.get("out"),
-        }
-        rows.append(canonical(fields) + "\n")
-    path = out / MANIFEST_NAME
-    write_atomically(path, "".join(rows).encode())
-    return path
+        extra[line.line] = {"worker": record.get("worker"), "worker_out": record.get("out")}
+    return write_manifest(out, lines, extra)
 
 
 async def _reopen_unfinished(ctx: _Context) -> int:
@@ -429,12 +438,11 @@ async def _run(
     by_line = {request.line: request for request in requests}
     estimates, refused = await estimate_requests(target, requests)
     if refused:
-        return _report_input_errors(out, InputFileError(args.prompts, refused))
+        return report_input_errors(out, InputFileError(args.prompts, refused))
     ctx = _Context(
         fleet,
         _RedisGuard(out, link.url),
-        by_line,
-        estimates,
+        _pending_lines(fleet.batch_id, requests, estimates),
         str(await anyio.to_thread.run_sync(directory.resolve)),
     )
     lines, _ = await _fleet_view(ctx)
@@ -444,18 +452,13 @@ async def _run(
     out.notice(
         f"fleet batch {fleet.batch_id} on {link.url}, this process is worker "
         f"{fleet.consumer}: {len(lines)} line(s), {len(lines) - len(left)} started or done "
-        f"in the fleet; estimated {_money(total)} credits in all"
+        f"in the fleet; estimated {money(total)} credits in all"
     )
-    if args.max_cost is not None and total > args.max_cost:
-        out.error(
-            f"the estimated total of {_money(total)} credits is over --max-cost "
-            f"{_money(args.max_cost)}; nothing was submitted"
-        )
+    question = f"Join the fleet batch: {len(left)} line(s) left, about {money(left_cost)} credits?"
+    ask = bool(left) and not args.yes
+    if not approve_cost(out, total=total, max_cost=args.max_cost, question=question, ask=ask):
         return EXIT_COST
-    question = f"Join the fleet batch: {len(left)} line(s) left, about {_money(left_cost)} credits?"
-    if left and not args.yes and not await _confirm(out, question):
-        return EXIT_COST
-    await ctx.guard(lambda: fleet.seed(sorted(by_line)))
+    await ctx.guard(lambda: fleet.seed(list(ctx.pending)))
     reopened = await _reopen_unfinished(ctx)
     if reopened:
         out.notice(f"{reopened} line(s) an earlier run left without an outcome are tried again")
@@ -494,4 +497,4 @@ async def _run(
             except (FleetUnavailableError, TimeoutError):
                 if complete:
                     raise
-    return _summarize(out, directory, manifest, final, mode="batch")
+    return summarize(out, directory, manifest, final, mode="batch")

@@ -40,6 +40,7 @@ __all__ = [
     "CommandError",
     "Output",
     "error_text",
+    "money",
     "printable",
 ]
 
@@ -72,6 +73,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def printable(text: str) -> str:
     """``text`` with every control character shown as an escape (``\\x1b``)."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def money(value: float | None) -> str:
+    """A credit amount as people read it (``1,234.5``; ``-`` for none)."""
+    if value is None:
+        return "-"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 class CommandError(Exception):

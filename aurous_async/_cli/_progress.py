@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._journal import FINAL_STATUSES, PENDING, REJECTED, UNKNOWN, Line
-from ._output import printable
+from ._output import money, printable
 
 __all__ = ["BatchProgress"]
 
@@ -39,10 +39,6 @@ _ORDER = (
 )
 #: Plain output prints a summary line this often (seconds).
 PLAIN_EVERY = 5.0
-
-
-def _money(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def _duration(seconds: float) -> str:
@@ -180,7 +176,7 @@ class BatchProgress:
         parts = [
             f"{self.finished}/{self.total} finished ({counts})",
             f"{self.throughput():.1f}/min",
-            f"held {_money(self.held)} / charged {_money(self.charged)} credits",
+            f"held {money(self.held)} / charged {money(self.charged)} credits",
             f"rate-limit wait {self._rate_wait():.1f}s",
         ]
         if eta is not None and self.finished < self.total:
@@ -198,7 +194,7 @@ class BatchProgress:
             (f"{self.finished}/{self.total}", "bold"),
             " finished  ",
             f"{self.throughput():.1f}/min  ",
-            f"held {_money(self.held)}  charged {_money(self.charged)} credits  ",
+            f"held {money(self.held)}  charged {money(self.charged)} credits  ",
             f"rate-limit wait {self._rate_wait():.1f}s  ",
             f"ETA {_duration(eta)}" if eta is not None else "ETA --",
         )

@@ -17,12 +17,23 @@ import attrs
 from .._clock import Clock, SystemClock
 from ._protocol import Observation, Reservation, Ticket
 
-__all__ = ["DEFAULT_PAUSE_JITTER", "DEFAULT_TIMINGS", "BucketTimings", "LocalBuckets"]
+__all__ = [
+    "DEFAULT_PAUSE_JITTER",
+    "DEFAULT_TIMINGS",
+    "BucketTimings",
+    "LocalBuckets",
+    "pause_jitter",
+]
 
 #: The model's refill starts this long after each update (as the governor's does).
 _LAG = 1e-4
 #: At most this many seconds added at random to a 429 pause (as the governor's default).
 DEFAULT_PAUSE_JITTER = 0.5
+
+
+def pause_jitter(observation: Observation, rng: random.Random, most: float) -> float:
+    """Seconds added at random (up to ``most``) to the pause a 429 starts; 0 otherwise."""
+    return rng.uniform(0.0, most) if observation.status == 429 else 0.0
 
 
 @attrs.frozen
@@ -175,7 +186,7 @@ class LocalBuckets:
         """Reconcile the model with one finished request (see ``lua/observe.lua``)."""
         if now is None:
             now = self._clock.time()
-        jitter = self._rng.uniform(0.0, self._pause_jitter) if observation.status == 429 else 0.0
+        jitter = pause_jitter(observation, self._rng, self._pause_jitter)
         self.observe_at(bucket, ticket, observation, now=now, jitter=jitter)
 
     def observe_at(

@@ -9,6 +9,8 @@ the team's limit.
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 
 import anyio
 from anyio.abc import TaskStatus
@@ -18,7 +20,12 @@ from .._errors import FleetUnavailableError
 from .._ratelimit import BucketSpec
 from ._protocol import SharedBuckets
 
-__all__ = ["Membership", "local_share"]
+__all__ = ["Membership", "local_share", "process_name"]
+
+
+def process_name() -> str:
+    """A fresh name for this process in the fleet: its pid and a random suffix."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 def local_share(spec: BucketSpec, live_processes: int) -> BucketSpec:

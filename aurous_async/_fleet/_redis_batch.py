@@ -29,13 +29,12 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
 import attrs
 
 from ._namespace import Namespace
-from ._redis_link import RedisLink
+from ._redis_link import RedisLink, as_text, read_lua
 
 __all__ = [
     "DEFAULT_BATCH_TTL",
@@ -57,19 +56,6 @@ _PARTS = ("stream", "meta", "status", "records", "counts", "closed")
 def worker_name() -> str:
     """A name for this process in the batch: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def _script(name: str) -> str:
-    return (
-        resources.files(__package__)
-        .joinpath("lua")
-        .joinpath(f"{name}.lua")
-        .read_text(encoding="utf-8")
-    )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @attrs.frozen
@@ -138,11 +124,11 @@ class RedisBatch:
         self._idle_ms = str(max(1, round(claim_timeout * 1000)))
         self._cursor = "0-0"
         client = link.client
-        self._seed = client.register_script(_script("batch_seed"))
-        self._claim = client.register_script(_script("batch_claim"))
-        self._renew = client.register_script(_script("batch_renew"))
-        self._commit = client.register_script(_script("batch_commit"))
-        self._reopen = client.register_script(_script("batch_reopen"))
+        self._seed = client.register_script(read_lua("batch_seed"))
+        self._claim = client.register_script(read_lua("batch_claim"))
+        self._renew = client.register_script(read_lua("batch_renew"))
+        self._commit = client.register_script(read_lua("batch_commit"))
+        self._reopen = client.register_script(read_lua("batch_reopen"))
 
     def __repr__(self) -> str:
         return f"RedisBatch({self._link.url!r}, {self.batch_id!r})"
@@ -155,6 +141,10 @@ class RedisBatch:
         keys = [self._keys[part] for part in parts]
         # ``register_script`` returns an ``AsyncScript``; its call is EVALSHA + reload.
         return await self._link.bounded(lambda: script(keys=keys, args=args))  # type: ignore[operator]
+
+    async def _hash(self, part: str) -> Any:
+        key = self._keys[part]
+        return await self._link.bounded(lambda: self._link.client.hgetall(key))
 
     async def seed(self, lines: Sequence[int]) -> bool:
         """Add every line to the batch unless it is there already; True if this call did.
@@ -181,9 +171,9 @@ class RedisBatch:
             self._cursor = "0-0"
             return None
         total, closed, cursor, charged, *flat = reply
-        self._cursor = _text(cursor)
+        self._cursor = as_text(cursor)
         claimed = [
-            Claimed(_text(entry), int(line), json.loads(record) if record else None)
+            Claimed(as_text(entry), int(line), json.loads(record) if record else None)
             for entry, line, record in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
         ]
         return BatchState(int(total), int(closed), float(charged)), claimed
@@ -197,7 +187,7 @@ class RedisBatch:
         if not entries:
             return []
         reply = await self._run(self._renew, ("stream",), [_GROUP, self.consumer, *entries])
-        return [_text(entry) for entry in reply]
+        return [as_text(entry) for entry in reply]
 
     async def commit(
         self,
@@ -245,8 +235,8 @@ class RedisBatch:
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
-        raw = await self._link.bounded(lambda: self._link.client.hgetall(self._keys["status"]))
-        return {int(line): _text(status) for line, status in raw.items()}
+        raw = await self._hash("status")
+        return {int(line): as_text(status) for line, status in raw.items()}
 
     async def records(self) -> dict[int, dict[str, Any]]:
         """Every line's record (lines nobody recorded yet are absent).
@@ -254,7 +244,7 @@ class RedisBatch:
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
-        raw = await self._link.bounded(lambda: self._link.client.hgetall(self._keys["records"]))
+        raw = await self._hash("records")
         return {int(line): json.loads(record) for line, record in raw.items()}
 
     async def counts(self) -> dict[str, int]:
@@ -263,8 +253,8 @@ class RedisBatch:
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
-        raw = await self._link.bounded(lambda: self._link.client.hgetall(self._keys["counts"]))
-        counts = {_text(status): int(n) for status, n in raw.items()}
+        raw = await self._hash("counts")
+        counts = {as_text(status): int(n) for status, n in raw.items()}
         return {status: n for status, n in counts.items() if n > 0}
 
     async def aclose(self) -> None:

@@ -8,18 +8,16 @@ redis-py sends them with EVALSHA and reloads a script the server lost (``NOSCRIP
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import uuid
-from importlib import resources
 
 from redis.commands.core import AsyncScript
 
 from .._errors import FleetUnavailableError
-from ._local import DEFAULT_PAUSE_JITTER, DEFAULT_TIMINGS, BucketTimings
+from ._local import DEFAULT_PAUSE_JITTER, DEFAULT_TIMINGS, BucketTimings, pause_jitter
+from ._membership import process_name
 from ._namespace import Namespace
 from ._protocol import Observation, Reservation, Ticket
-from ._redis_link import DEFAULT_CALL_TIMEOUT, RedisLink
+from ._redis_link import DEFAULT_CALL_TIMEOUT, RedisLink, as_text, read_lua
 
 __all__ = ["RedisBuckets", "load_script"]
 
@@ -30,9 +28,7 @@ _ALL_STALE = 1e300
 
 def load_script(name: str) -> str:
     """The text of ``lua/<name>.lua`` with the shared model in front of it."""
-    folder = resources.files(__package__).joinpath("lua")
-    common = folder.joinpath("_bucket.lua").read_text(encoding="utf-8")
-    return common + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return read_lua("_bucket") + "\n" + read_lua(name)
 
 
 def _arg(value: float | int | str | None) -> str:
@@ -41,10 +37,6 @@ def _arg(value: float | int | str | None) -> str:
     if isinstance(value, float):
         return repr(value)  # shortest exact form; Lua's tonumber reads it back exactly
     return str(value)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisBuckets:
@@ -76,7 +68,7 @@ class RedisBuckets:
         self._timings = timings
         self._pause_jitter = pause_jitter
         self._rng = rng if rng is not None else random.Random()
-        self.process_id = process_id or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.process_id = process_id or process_name()
         client = link.client
         self._reserve = client.register_script(load_script("reserve"))
         self._observe = client.register_script(load_script("observe"))
@@ -107,9 +99,8 @@ class RedisBuckets:
             InvalidParameterError: ``url`` is malformed (nothing was sent).
             FleetUnavailableError: Redis is unreachable or refused the credentials.
         """
-        link = RedisLink(url, call_timeout=call_timeout)
+        link = await RedisLink.open(url, call_timeout=call_timeout)
         try:
-            await link.check()
             buckets = cls(
                 link,
                 Namespace.for_team(base_url, api_key),
@@ -173,7 +164,7 @@ class RedisBuckets:
         self._last_seen = store_now
         self._refreshed.add(bucket)
         ticket = (
-            Ticket(_text(epoch), int(seq), int(settled), int(refused), store_now)
+            Ticket(as_text(epoch), int(seq), int(settled), int(refused), store_now)
             if granted
             else None
         )
@@ -193,7 +184,7 @@ class RedisBuckets:
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
-        jitter = self._rng.uniform(0.0, self._pause_jitter) if observation.status == 429 else 0.0
+        jitter = pause_jitter(observation, self._rng, self._pause_jitter)
         await self.observe_at(bucket, ticket, observation, now=now, jitter=jitter)
 
     async def observe_at(

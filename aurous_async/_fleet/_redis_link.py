@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import TypeVar
 
 import anyio
@@ -25,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .._errors import FleetUnavailableError
 from ._redis_url import redact, validate_redis_url
 
-__all__ = ["DEFAULT_CALL_TIMEOUT", "RedisLink"]
+__all__ = ["DEFAULT_CALL_TIMEOUT", "RedisLink", "as_text", "read_lua"]
 
 logger = logging.getLogger("aurous_async.fleet")
 
@@ -36,6 +37,17 @@ _T = TypeVar("_T")
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError)
 # Replies that mean the credentials are wrong or missing, not that a command is.
 _AUTH_REPLIES = ("NOAUTH", "WRONGPASS", "NOPERM", "invalid password", "invalid username")
+
+
+def read_lua(name: str) -> str:
+    """The text of the script ``lua/<name>.lua`` shipped beside fleet mode's modules."""
+    folder = resources.files(__package__).joinpath("lua")
+    return folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def as_text(value: bytes | str) -> str:
+    """A string from a Redis reply (redis-py returns bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisLink:
@@ -71,6 +83,22 @@ class RedisLink:
             retry_on_error=[RedisConnectionError],  # redis-py 5 retries only these
         )
         self._lost = False
+
+    @classmethod
+    async def open(cls, url: str, *, call_timeout: float = DEFAULT_CALL_TIMEOUT) -> RedisLink:
+        """A link to ``url`` that Redis has answered once (closed again if it did not).
+
+        Raises:
+            InvalidParameterError: ``url`` is malformed (nothing was sent).
+            FleetUnavailableError: Redis is unreachable or refused the credentials.
+        """
+        link = cls(url, call_timeout=call_timeout)
+        try:
+            await link.check()
+        except BaseException:
+            await link.aclose()
+            raise
+        return link
 
     def __repr__(self) -> str:
         return f"RedisLink({self.url!r})"

@@ -15,8 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import anyio
@@ -26,6 +24,7 @@ from redis.asyncio.client import PubSub
 from .. import _json, _wire
 from .._errors import FleetUnavailableError
 from .._webhook_verify import Event
+from ._membership import process_name
 from ._namespace import Namespace
 from ._redis_link import DEFAULT_CALL_TIMEOUT, RedisLink
 
@@ -66,7 +65,7 @@ class RedisRelay:
         self._link = link
         self._channel = namespace.events
         self._key = _signing_key(api_key)
-        self.origin = origin or f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.origin = origin or process_name()
         self._liveness = liveness_interval
         self._reconnect_delay = reconnect_delay
 
@@ -86,12 +85,7 @@ class RedisRelay:
             InvalidParameterError: ``url`` is malformed (nothing was sent).
             FleetUnavailableError: Redis is unreachable or refused the credentials.
         """
-        link = RedisLink(url, call_timeout=call_timeout)
-        try:
-            await link.check()
-        except BaseException:
-            await link.aclose()
-            raise
+        link = await RedisLink.open(url, call_timeout=call_timeout)
         return cls(
             link,
             Namespace.for_team(base_url, api_key),
@@ -115,7 +109,10 @@ class RedisRelay:
             {"origin": self.origin, "event": _wire.converter.unstructure(event)},
             separators=(",", ":"),
         ).encode()
-        return hmac.new(self._key, body, hashlib.sha256).hexdigest().encode() + b"." + body
+        return self._sign(body) + b"." + body
+
+    def _sign(self, body: bytes) -> bytes:
+        return hmac.new(self._key, body, hashlib.sha256).hexdigest().encode()
 
     async def publish(self, event: Event) -> None:
         """Send a verified event to every other process's subscriber.
@@ -133,8 +130,7 @@ class RedisRelay:
     def decode(self, message: bytes) -> Event | None:
         """The event of a channel message, ``None`` if it is forged, malformed or ours."""
         mac, _, body = message.partition(b".")
-        expected = hmac.new(self._key, body, hashlib.sha256).hexdigest().encode()
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self._sign(body)):
             logger.warning("ignored a relayed webhook event with a bad signature")
             return None
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from aiohttp import web
@@ -87,18 +87,18 @@ async def force_next_outcome(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
 async def add_fault(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
     """Inject one request fault (the fields of ``Fault``; absent ones keep its defaults)."""
     body = await ctx.json()
-    check.reject_unknown(body, [field.name for field in attrs.fields(Fault)])
+    check.reject_unknown(body, attrs.fields_dict(Fault))
     kind = check.choice(body, "kind", FAULT_KINDS, required=True)
-    given = {
-        "match": check.text(body, "match"),
-        "times": check.integer(body, "times", lo=-1),
-        "status": check.integer(body, "status", lo=500, hi=599),
-        "delay": check.number(body, "delay", lo=0, hi=3600),
-        "retry_after": check.integer(body, "retry_after", lo=1),
-    }
-    if given["times"] == 0:
+    given = _given(
+        match=check.text(body, "match"),
+        times=check.integer(body, "times", lo=-1),
+        status=check.integer(body, "status", lo=500, hi=599),
+        delay=check.number(body, "delay", lo=0, hi=3600),
+        retry_after=check.integer(body, "retry_after", lo=1),
+    )
+    if given.get("times") == 0:
         raise out_of_range("times", "'times' must be -1 (every match) or at least 1.")
-    fault = Fault(kind, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    fault = Fault(kind, **given)  # type: ignore[arg-type]
     emu.inject(fault)
     return 201, attrs.asdict(fault)
 
@@ -112,14 +112,15 @@ async def clear_faults(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
 async def set_webhook_fault(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
     """Make signed deliveries misbehave (the fields of ``WebhookFault``) until cleared."""
     body = await ctx.json()
-    check.reject_unknown(body, [field.name for field in attrs.fields(WebhookFault)])
-    given = {
-        "duplicate": check.boolean(body, "duplicate"),
-        "skew": check.number(body, "skew", lo=-(10.0**9), hi=10.0**9),
-        "tamper": check.boolean(body, "tamper"),
-        "wrong_secret": check.boolean(body, "wrong_secret"),
-    }
-    fault = WebhookFault(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    check.reject_unknown(body, attrs.fields_dict(WebhookFault))
+    fault = WebhookFault(
+        **_given(
+            duplicate=check.boolean(body, "duplicate"),
+            skew=check.number(body, "skew", lo=-(10.0**9), hi=10.0**9),
+            tamper=check.boolean(body, "tamper"),
+            wrong_secret=check.boolean(body, "wrong_secret"),
+        )
+    )
     emu.inject_webhook_fault(fault)
     return 200, attrs.asdict(fault)
 
@@ -175,11 +176,12 @@ async def add_team(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
     """A new team with a full-scope key (``Emulator.add_team``'s defaults when absent)."""
     body = await ctx.json()
     check.reject_unknown(body, ("name", "credits"))
-    given = {
-        "name": check.text(body, "name", max_len=120),
-        "credits": check.number(body, "credits", lo=0),
-    }
-    team = emu.add_team(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    team = emu.add_team(
+        **_given(
+            name=check.text(body, "name", max_len=120),
+            credits=check.number(body, "credits", lo=0),
+        )
+    )
     return 201, {"id": team.id, "api_key": team.api_key}
 
 
@@ -206,6 +208,11 @@ async def set_credits(emu: Emulator, ctx: Ctx) -> tuple[int, object]:
     assert credits is not None
     emu.set_credits(team_id, credits)
     return 200, {"team_id": team_id, **balance_json(emu.state.teams[team_id])}
+
+
+def _given(**fields: object) -> dict[str, Any]:
+    """The fields a body set: absent ones (``None``) are left to the callee's defaults."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _team(emu: Emulator, ctx: Ctx) -> str:

@@ -49,13 +49,11 @@ def byte_reply(
 def parse_range(header: str, total: int) -> tuple[int, int] | None:
     """One ``bytes=`` range as inclusive ``(start, end)``; ``None`` to ignore the header."""
     match = _RANGE.match(header)
-    if match is None:
-        if header.startswith("bytes=") and "," not in header:
-            raise bad_format("Range", f"Malformed Range header {header!r}.")
-        return None
-    first, last = match.groups()
-    if not first and not last:
+    if match is None and (not header.startswith("bytes=") or "," in header):
+        return None  # another unit, or several ranges: the whole body
+    if match is None or match.groups() == ("", ""):
         raise bad_format("Range", f"Malformed Range header {header!r}.")
+    first, last = match.groups()
     if not first:
         suffix = int(last)
         if suffix == 0:

@@ -22,7 +22,7 @@ from ._generations import Draft, Generation
 from ._loras import Lora
 from ._pricing import PRICING_SCHEMA
 from ._routing import Route
-from ._schema import STRING, JSONSchema, array, cursor_list, nullable, obj, one_of
+from ._schema import INTEGER, STRING, JSONSchema, array, cursor_list, nullable, obj, one_of
 from ._usage_routes import USAGE_SCHEMA
 from ._webhook_routes import DELETED_SCHEMA as ENDPOINT_DELETED_SCHEMA
 from ._webhook_routes import TEST_FIRE_SCHEMA
@@ -100,7 +100,7 @@ ERROR_SCHEMA = obj(
                 "param": nullable(STRING),
                 "doc_url": STRING,
                 "request_id": STRING,
-                "status": {"type": "integer"},
+                "status": INTEGER,
             },
             optional=("status",),
         )
@@ -112,15 +112,14 @@ def _header(description: str, schema: JSONSchema, *, required: bool = True) -> J
     return {"description": description, "required": required, "schema": schema}
 
 
-_INT: JSONSchema = {"type": "integer"}
 #: Reusable response headers (``components.headers``).
 HEADERS: dict[str, JSONSchema] = {
     "Aurous-Request-Id": _header("This request's id (req_...)", STRING),
     "Aurous-Version": _header("The API version applied", STRING),
-    "X-RateLimit-Limit": _header("The bucket's capacity", _INT),
-    "X-RateLimit-Remaining": _header("Tokens left after this request", _INT),
-    "X-RateLimit-Reset": _header("Epoch seconds when the bucket is full again", _INT),
-    "Retry-After": _header("Whole seconds until a token is available", _INT),
+    "X-RateLimit-Limit": _header("The bucket's capacity", INTEGER),
+    "X-RateLimit-Remaining": _header("Tokens left after this request", INTEGER),
+    "X-RateLimit-Reset": _header("Epoch seconds when the bucket is full again", INTEGER),
+    "Retry-After": _header("Whole seconds until a token is available", INTEGER),
     "Aurous-Idempotent-Replayed": _header(
         "'true' on a replayed idempotent response", STRING, required=False
     ),
@@ -145,6 +144,10 @@ def _headers(*names: str, optional: tuple[str, ...] = ()) -> dict[str, object]:
 
 def _json(schema: JSONSchema) -> dict[str, object]:
     return {"application/json": {"schema": schema}}
+
+
+def _bytes(media: tuple[str, ...]) -> dict[str, object]:
+    return {kind: {"schema": _BINARY} for kind in media}
 
 
 def _error(description: str, **headers: object) -> dict[str, object]:
@@ -197,7 +200,7 @@ def responses(route: Route) -> dict[str, object]:
         out["206"] = {
             "description": "The requested byte range",
             "headers": _headers("Content-Range", "Accept-Ranges"),
-            "content": {kind: {"schema": _BINARY} for kind in media},
+            "content": _bytes(media),
         }
     for status in error_statuses(route):
         if status == 429:
@@ -223,7 +226,7 @@ def _success(route: Route, metered: bool) -> dict[str, object]:
     media = BYTE_ROUTES.get(key)
     if media is not None:
         response["headers"] = _headers("Accept-Ranges")
-        response["content"] = {kind: {"schema": _BINARY} for kind in media}
+        response["content"] = _bytes(media)
         return response
     response["headers"] = _headers(*names, optional=optional)
     schema = JSON_BODIES.get(key)

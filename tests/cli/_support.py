@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,13 @@ async def start_cli(args: Sequence[str], env: dict[str, str], log: Path) -> anyi
         )
     finally:
         handle.close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (the OS picked it free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def until(condition: Callable[[], bool], within: float = 15.0) -> None:

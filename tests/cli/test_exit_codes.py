@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -12,18 +11,12 @@ from aurous_async import AuthenticationError
 from aurous_async._cli import first_cause
 from aurous_async._cli._output import EXIT_API, EXIT_USAGE
 
-from ._support import fast_emulator, run_cli
+from ._support import fast_emulator, free_port, run_cli
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 DEEP = 100_000
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.anyio
@@ -49,7 +42,7 @@ async def test_an_unreachable_api_exits_3(tmp_path: Path) -> None:
     """No server at the base URL is exit 3 with the connection error, not exit 70."""
     prompts = tmp_path / "p.txt"
     prompts.write_text("a\nb\n")
-    target = ["--base-url", f"http://127.0.0.1:{_closed_port()}", "--api-key", "al_live_0"]
+    target = ["--base-url", f"http://127.0.0.1:{free_port()}", "--api-key", "al_live_0"]
     out = ["--out", str(tmp_path / "out"), "--yes", "--timeout", "5"]
     result = await run_cli(["batch", str(prompts), *out, *target])
     assert result.code == EXIT_API, result.stderr

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +15,7 @@ import pytest
 from aurous_async._cli._output import EXIT_OK, EXIT_USAGE
 from aurous_async.webhooks import sign
 
-from ._support import run_cli, start_cli, until
+from ._support import free_port, run_cli, start_cli, until
 
 SECRET = "whsec_cli_listen_secret"
 BODY = json.dumps(
@@ -30,12 +29,6 @@ BODY = json.dumps(
         "data": {"id": "img_listen_1", "status": "succeeded"},
     }
 ).encode()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -55,16 +48,21 @@ async def _abort_mid_body(port: int) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("source", ["environment", "file"])
-async def test_listen_takes_the_secret_off_the_command_line(tmp_path: Path, source: str) -> None:
-    """The secret from ``AUROUS_WEBHOOK_SECRET`` or ``--secret-file`` verifies deliveries;
-    forged, oversized and aborted ones are one line each on stderr, never a traceback."""
-    port = _free_port()
+@pytest.mark.parametrize("source", ["environment", "file", "option"])
+async def test_listen_verifies_with_the_secret_from_each_source(
+    tmp_path: Path, source: str
+) -> None:
+    """The secret from ``AUROUS_WEBHOOK_SECRET``, ``--secret-file`` or ``--secret`` verifies
+    deliveries; forged, oversized and aborted ones are one line each on stderr, never a
+    traceback, and Ctrl-C stops the listener with exit 0."""
+    port = free_port()
     log = tmp_path / "listen.log"
     args = ["webhooks", "listen", "--port", str(port)]
     env = _env()
     if source == "environment":
         env["AUROUS_WEBHOOK_SECRET"] = SECRET
+    elif source == "option":
+        args += ["--secret", SECRET]
     else:
         secret_file = tmp_path / "secret"
         secret_file.write_text(SECRET + "\n")
@@ -105,6 +103,6 @@ async def test_listen_takes_the_secret_off_the_command_line(tmp_path: Path, sour
 async def test_listen_without_a_secret_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no secret anywhere the listener refuses to start, naming where to put one."""
     monkeypatch.delenv("AUROUS_WEBHOOK_SECRET", raising=False)
-    result = await run_cli(["webhooks", "listen", "--port", str(_free_port())])
+    result = await run_cli(["webhooks", "listen", "--port", str(free_port())])
     assert result.code == EXIT_USAGE
     assert "set AUROUS_WEBHOOK_SECRET or pass --secret-file PATH" in result.stderr

@@ -137,6 +137,14 @@ async def create(
     return body  # type: ignore[no-any-return]
 
 
+async def fire_test(
+    http: aiohttp.ClientSession, endpoint_id: str, event_type: str = "image.completed"
+) -> tuple[int, Any]:
+    """``POST /v1/webhook_endpoints/{id}/test``: have the endpoint sent a synthetic event."""
+    path = f"/v1/webhook_endpoints/{endpoint_id}/test"
+    return await call(http, "POST", path, {"event_type": event_type})
+
+
 def hub(emu: Emulator) -> WebhookHub:
     return emu.state.webhooks
 
@@ -440,12 +448,7 @@ async def test_test_fire_delivers_a_signed_synthetic_event(
 ) -> None:
     """POST /test answers webhook_test_fire and delivers a signed synthetic: true event."""
     created = await create(http, receiver.url("t"), ["video.completed", "usage.balance_low"])
-    status, fire = await call(
-        http,
-        "POST",
-        f"/v1/webhook_endpoints/{created['id']}/test",
-        {"event_type": "video.completed"},
-    )
+    status, fire = await fire_test(http, created["id"], "video.completed")
     assert status == 200
     assert fire == {
         "object": "webhook_test_fire",
@@ -759,12 +762,7 @@ async def test_signatures_use_real_time_so_the_sdk_verifies_a_fast_emulator(
         emu.advance(400)  # what 6 real seconds at 60x plus a little more amount to
         assert emu.clock.time() - time.time() > 300
         created = await create(http, receiver.url("real"), ["image.completed"])
-        await call(
-            http,
-            "POST",
-            f"/v1/webhook_endpoints/{created['id']}/test",
-            {"event_type": "image.completed"},
-        )
+        await fire_test(http, created["id"])
         got = await receiver.next("real")
         event = verify(got.body, got.headers, created["secret"])  # tolerance: real time now
         assert event.type == "image.completed"
@@ -780,12 +778,7 @@ async def test_the_signing_clock_is_injectable(receiver: Receiver) -> None:
         aiohttp.ClientSession(emu.base_url, headers={"X-Api-Key": emu.api_key}) as http,
     ):
         created = await create(http, receiver.url("stale"), ["image.completed"])
-        await call(
-            http,
-            "POST",
-            f"/v1/webhook_endpoints/{created['id']}/test",
-            {"event_type": "image.completed"},
-        )
+        await fire_test(http, created["id"])
         got = await receiver.next("stale")
     t, _ = signatures(got.headers["Aurous-Webhook-Signature"])
     assert 1_000_000_000 <= t < 1_000_000_060

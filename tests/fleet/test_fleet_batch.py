@@ -21,6 +21,7 @@ import anyio.abc
 import pytest
 import redis
 from _redis import RedisServer
+from cli._support import start_cli, until
 
 from aurous_async._cli import main
 from aurous_async.testing import BucketSpec, run_emulator
@@ -28,7 +29,6 @@ from aurous_async.testing import BucketSpec, run_emulator
 pytestmark = pytest.mark.anyio
 
 TOKEN = "fleet-test-control-token"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class StandaloneEmulator:
@@ -85,21 +85,7 @@ async def start_batch(
     env |= {"AUROUS_BASE_URL": emu.base_url, "AUROUS_API_KEY": emu.api_key}
     env["AUROUS_REDIS_URL"] = redis_url
     args = ["batch", str(prompts), "--out", str(out), "--yes", "--claim-timeout", "2"]
-    with log.open("ab") as handle:
-        return await anyio.open_process(
-            [sys.executable, "-m", "aurous_async._cli", *args],
-            env=env,
-            cwd=ROOT,
-            stdout=handle,
-            stderr=handle,
-        )
-
-
-async def until(condition: Callable[[], bool], within: float) -> None:
-    """Wait for a condition another process makes true (there is no event to wait on)."""
-    with anyio.fail_after(within):
-        while not condition():  # noqa: ASYNC110 - the condition lives in another process
-            await anyio.sleep(0.02)
+    return await start_cli(args, env, log)
 
 
 def saved(directory: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -17,6 +18,16 @@ from ._stores import API_KEY, BASE_URL, T0, ApiBucket, connect
 pytestmark = pytest.mark.anyio
 
 BUCKET = "images_post"
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisBuckets]:
+    """A store of the test team on the shared server, closed after the test."""
+    store = await connect(redis_url)
+    try:
+        yield store
+    finally:
+        await store.aclose()
 
 
 async def seed(store: RedisBuckets, *, capacity: int, remaining: int, rate: float) -> float:
@@ -50,73 +61,53 @@ async def test_unknown_bucket_lets_one_probe_out_until_headers_arrive(redis_url:
         await second.aclose()
 
 
-async def test_a_probe_without_headers_frees_the_next_probe(redis_url: str) -> None:
+async def test_a_probe_without_headers_frees_the_next_probe(store: RedisBuckets) -> None:
     """A probe answered without rate-limit headers (or not at all) lets another probe go."""
-    store = await connect(redis_url)
-    try:
-        probe = await store.reserve(BUCKET, now=T0)
-        await store.observe(BUCKET, probe.ticket, Observation(None), now=T0 + 0.01)
-        again = await store.reserve(BUCKET, now=T0 + 0.01)
-        assert again.granted
-        assert not again.known
-    finally:
-        await store.aclose()
+    probe = await store.reserve(BUCKET, now=T0)
+    await store.observe(BUCKET, probe.ticket, Observation(None), now=T0 + 0.01)
+    again = await store.reserve(BUCKET, now=T0 + 0.01)
+    assert again.granted
+    assert not again.known
 
 
-async def test_a_lost_probe_is_replaced_after_its_ttl(redis_url: str) -> None:
+async def test_a_lost_probe_is_replaced_after_its_ttl(store: RedisBuckets) -> None:
     """A probe never answered (its process died) blocks the bucket only for the probe TTL."""
-    store = await connect(redis_url)
-    try:
-        await store.reserve(BUCKET, now=T0)
-        assert not (await store.reserve(BUCKET, now=T0 + 29.0)).granted
-        assert (await store.reserve(BUCKET, now=T0 + 30.5)).granted
-    finally:
-        await store.aclose()
+    await store.reserve(BUCKET, now=T0)
+    assert not (await store.reserve(BUCKET, now=T0 + 29.0)).granted
+    assert (await store.reserve(BUCKET, now=T0 + 30.5)).granted
 
 
-async def test_grants_stop_at_the_level_and_resume_with_refill(redis_url: str) -> None:
+async def test_grants_stop_at_the_level_and_resume_with_refill(store: RedisBuckets) -> None:
     """The level from ``Remaining`` is granted at once; the next token waits for refill."""
-    store = await connect(redis_url)
-    try:
-        await seed(store, capacity=5, remaining=4, rate=1.0)
-        grants = [await store.reserve(BUCKET, now=T0) for _ in range(5)]
-        assert [g.granted for g in grants] == [True, True, True, True, False]
-        assert grants[-1].wait == pytest.approx(1.0, abs=1e-3)
-        assert not (await store.reserve(BUCKET, now=T0 + 0.9)).granted
-        assert (await store.reserve(BUCKET, now=T0 + 1.01)).granted
-    finally:
-        await store.aclose()
+    await seed(store, capacity=5, remaining=4, rate=1.0)
+    grants = [await store.reserve(BUCKET, now=T0) for _ in range(5)]
+    assert [g.granted for g in grants] == [True, True, True, True, False]
+    assert grants[-1].wait == pytest.approx(1.0, abs=1e-3)
+    assert not (await store.reserve(BUCKET, now=T0 + 0.9)).granted
+    assert (await store.reserve(BUCKET, now=T0 + 1.01)).granted
 
 
-async def test_requests_in_flight_never_exceed_the_capacity(redis_url: str) -> None:
+async def test_requests_in_flight_never_exceed_the_capacity(store: RedisBuckets) -> None:
     """However long the bucket refills, unanswered grants stop at its capacity."""
-    store = await connect(redis_url)
-    try:
-        await seed(store, capacity=5, remaining=4, rate=1.0)
-        later = T0 + 3600.0
-        grants = [await store.reserve(BUCKET, now=later) for _ in range(6)]
-        assert sum(g.granted for g in grants) == 5
-        assert grants[-1].wait == pytest.approx(1.0)
-    finally:
-        await store.aclose()
+    await seed(store, capacity=5, remaining=4, rate=1.0)
+    later = T0 + 3600.0
+    grants = [await store.reserve(BUCKET, now=later) for _ in range(6)]
+    assert sum(g.granted for g in grants) == 5
+    assert grants[-1].wait == pytest.approx(1.0)
 
 
-async def test_remaining_corrects_an_optimistic_model(redis_url: str) -> None:
+async def test_remaining_corrects_an_optimistic_model(store: RedisBuckets) -> None:
     """A ``Remaining`` lower than the model (another team process) cuts the level to it."""
-    store = await connect(redis_url)
-    try:
-        await seed(store, capacity=10, remaining=9, rate=1.0)
-        grant = await store.reserve(BUCKET, now=T0)
-        assert grant.ticket is not None
-        known, level, _ = await store.observe_at(
-            BUCKET, grant.ticket, Observation(200, 10, 2, None, 1.0), now=T0 + 0.1, jitter=0.0
-        )
-        assert known
-        assert level == 2.0
-        grants = [await store.reserve(BUCKET, now=T0 + 0.1) for _ in range(3)]
-        assert [g.granted for g in grants] == [True, True, False]
-    finally:
-        await store.aclose()
+    await seed(store, capacity=10, remaining=9, rate=1.0)
+    grant = await store.reserve(BUCKET, now=T0)
+    assert grant.ticket is not None
+    known, level, _ = await store.observe_at(
+        BUCKET, grant.ticket, Observation(200, 10, 2, None, 1.0), now=T0 + 0.1, jitter=0.0
+    )
+    assert known
+    assert level == 2.0
+    grants = [await store.reserve(BUCKET, now=T0 + 0.1) for _ in range(3)]
+    assert [g.granted for g in grants] == [True, True, False]
 
 
 async def test_a_429_pauses_the_bucket_for_every_process(redis_url: str) -> None:
@@ -163,65 +154,53 @@ async def test_pause_holds_a_bucket_and_keeps_the_longer_pause(redis_url: str) -
         await second.aclose()
 
 
-async def test_a_stale_ticket_is_reconciled_without_settling_anything(redis_url: str) -> None:
+async def test_a_stale_ticket_is_reconciled_without_settling_anything(store: RedisBuckets) -> None:
     """A ticket from another epoch (before a restart) settles nothing but still teaches."""
-    store = await connect(redis_url)
-    try:
-        probe = await store.reserve(BUCKET, now=T0)
-        assert probe.ticket is not None
-        stale = Ticket("some other epoch", probe.ticket.seq, 0, 0, T0)
-        known, level, _ = await store.observe_at(
-            BUCKET, stale, Observation(200, 10, 6, None, 1.0), now=T0, jitter=0.0
-        )
-        # The probe is still in flight: it may not be counted yet, so it is held
-        # against the 6 remaining (the level is gross of requests in flight).
-        assert known
-        assert level == 6.0
-        held = [await store.reserve(BUCKET, now=T0) for _ in range(7)]
-        assert sum(g.granted for g in held) == 5
-    finally:
-        await store.aclose()
+    probe = await store.reserve(BUCKET, now=T0)
+    assert probe.ticket is not None
+    stale = Ticket("some other epoch", probe.ticket.seq, 0, 0, T0)
+    known, level, _ = await store.observe_at(
+        BUCKET, stale, Observation(200, 10, 6, None, 1.0), now=T0, jitter=0.0
+    )
+    # The probe is still in flight: it may not be counted yet, so it is held
+    # against the 6 remaining (the level is gross of requests in flight).
+    assert known
+    assert level == 6.0
+    held = [await store.reserve(BUCKET, now=T0) for _ in range(7)]
+    assert sum(g.granted for g in held) == 5
 
 
-async def test_unanswered_grants_expire_as_consumed(redis_url: str) -> None:
+async def test_unanswered_grants_expire_as_consumed(store: RedisBuckets) -> None:
     """A grant never observed (its process died) stops counting as in flight after the TTL."""
-    store = await connect(redis_url)
-    try:
-        await seed(store, capacity=3, remaining=2, rate=0.001)
-        assert [(await store.reserve(BUCKET, now=T0)).granted for _ in range(3)] == [
-            True,
-            True,
-            False,
-        ]
-        assert (await store.reserve(BUCKET, now=T0 + 601.0)).granted is False
-        # Both were counted as consumed: only the refill of the 601 s is left.
-        known, level, _ = await store.observe_at(
-            BUCKET, None, Observation(None), now=T0 + 601.0, jitter=0.0
-        )
-        assert known
-        assert level == pytest.approx(0.0 + 0.001 * 601.0 - 2 + 2, abs=0.01)
-    finally:
-        await store.aclose()
+    await seed(store, capacity=3, remaining=2, rate=0.001)
+    assert [(await store.reserve(BUCKET, now=T0)).granted for _ in range(3)] == [
+        True,
+        True,
+        False,
+    ]
+    assert (await store.reserve(BUCKET, now=T0 + 601.0)).granted is False
+    # Both were counted as consumed: only the refill of the 601 s is left.
+    known, level, _ = await store.observe_at(
+        BUCKET, None, Observation(None), now=T0 + 601.0, jitter=0.0
+    )
+    assert known
+    assert level == pytest.approx(0.0 + 0.001 * 601.0 - 2 + 2, abs=0.01)
 
 
-async def test_key_names_hold_a_hash_of_the_api_key_never_the_key(redis_url: str) -> None:
+async def test_key_names_hold_a_hash_of_the_api_key_never_the_key(store: RedisBuckets) -> None:
     """Every key is under one versioned hash tag, and no key or value holds the API key."""
-    store = await connect(redis_url)
-    try:
-        grant = await store.reserve(BUCKET)
-        await store.observe(BUCKET, grant.ticket, Observation(200, 10, 9, None, 1.0))
-        client = store.link.client
-        keys = [key.decode() if isinstance(key, bytes) else key for key in await client.keys("*")]
-        tag = Namespace.for_team(BASE_URL, API_KEY).tag
-        assert keys
-        assert tag.startswith("{aurous:v1:")
-        assert all(key.startswith(tag + ":") for key in keys)
-        assert not any(API_KEY in key or API_KEY[-12:] in key for key in keys)
-        for key in keys:
-            dump = repr(await client.dump(key))
-            assert API_KEY not in dump
-    finally:
-        await store.aclose()
+    grant = await store.reserve(BUCKET)
+    await store.observe(BUCKET, grant.ticket, Observation(200, 10, 9, None, 1.0))
+    client = store.link.client
+    keys = [key.decode() if isinstance(key, bytes) else key for key in await client.keys("*")]
+    tag = Namespace.for_team(BASE_URL, API_KEY).tag
+    assert keys
+    assert tag.startswith("{aurous:v1:")
+    assert all(key.startswith(tag + ":") for key in keys)
+    assert not any(API_KEY in key or API_KEY[-12:] in key for key in keys)
+    for key in keys:
+        dump = repr(await client.dump(key))
+        assert API_KEY not in dump
 
 
 def test_namespaces_differ_by_api_key_and_base_url() -> None:

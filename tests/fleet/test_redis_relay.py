@@ -7,7 +7,7 @@ import logging
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 
 import anyio
@@ -60,75 +60,83 @@ class Inbox:
         return self.events.pop(0)
 
 
-async def test_an_event_published_in_one_process_reaches_another_at_once(redis_url: str) -> None:
-    """A published event reaches another connection's subscriber well within 50 ms."""
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[tuple[RedisRelay, RedisRelay]]:
+    """Two processes' relays on the shared server, (publisher, subscriber); closed after."""
     publisher, subscriber = await relay(redis_url), await relay(redis_url)
-    inbox = Inbox()
-    latencies = []
     try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(subscriber.serve, inbox)
-            for number in range(20):
-                sent = time.perf_counter()
-                await publisher.publish(event(number))
-                arrived, received = await inbox.next()
-                assert received == event(number)
-                latencies.append(arrived - sent)
-            tg.cancel_scope.cancel()
+        yield publisher, subscriber
     finally:
         await publisher.aclose()
         await subscriber.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serving(subscriber: RedisRelay, callback: Callable[[Event], None]) -> AsyncIterator[None]:
+    """``subscriber`` subscribed and handing events to ``callback`` inside the block."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(subscriber.serve, callback)
+        yield
+        tg.cancel_scope.cancel()
+
+
+async def test_an_event_published_in_one_process_reaches_another_at_once(
+    pair: tuple[RedisRelay, RedisRelay],
+) -> None:
+    """A published event reaches another connection's subscriber well within 50 ms."""
+    publisher, subscriber = pair
+    inbox = Inbox()
+    latencies = []
+    async with serving(subscriber, inbox):
+        for number in range(20):
+            sent = time.perf_counter()
+            await publisher.publish(event(number))
+            arrived, received = await inbox.next()
+            assert received == event(number)
+            latencies.append(arrived - sent)
     # Generous for a loaded machine; on an idle one the median is well under 1 ms.
     assert statistics.median(latencies) < 0.05, latencies
     assert max(latencies) < 1.0, latencies
 
 
-async def test_a_process_does_not_receive_its_own_events(redis_url: str) -> None:
+async def test_a_process_does_not_receive_its_own_events(
+    pair: tuple[RedisRelay, RedisRelay],
+) -> None:
     """The publishing process already handled the event: its own subscriber skips it."""
-    other, both = await relay(redis_url), await relay(redis_url)
+    other, both = pair
     inbox = Inbox()
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(both.serve, inbox)
-            await both.publish(event(1))
-            await other.publish(event(2))
-            _, received = await inbox.next()
-            assert received.id == "evt_2"
-            tg.cancel_scope.cancel()
-    finally:
-        await other.aclose()
-        await both.aclose()
+    async with serving(both, inbox):
+        await both.publish(event(1))
+        await other.publish(event(2))
+        _, received = await inbox.next()
+        assert received.id == "evt_2"
 
 
 async def test_a_forged_or_garbled_message_is_ignored(
-    redis_url: str, caplog: pytest.LogCaptureFixture
+    pair: tuple[RedisRelay, RedisRelay], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whoever can write to Redis but lacks the API key cannot wake a wait."""
-    publisher, subscriber = await relay(redis_url), await relay(redis_url)
+    publisher, subscriber = pair
     forger = RedisRelay(publisher.link, Namespace.for_team(BASE_URL, API_KEY), "sk_wrong_key")
     inbox = Inbox()
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(subscriber.serve, inbox)
-            await forger.publish(event(1))
-            channel = Namespace.for_team(BASE_URL, API_KEY).events
-            await publisher.link.client.publish(channel, b"not a signed message")
-            signed_garbage = publisher.encode(event(2)).replace(b'"evt_2"', b"[]")
-            await publisher.link.client.publish(channel, signed_garbage)
-            await publisher.publish(event(3))
-            _, received = await inbox.next()
-            assert received.id == "evt_3"
-            tg.cancel_scope.cancel()
-    finally:
-        await publisher.aclose()
-        await subscriber.aclose()
+    async with serving(subscriber, inbox):
+        await forger.publish(event(1))
+        channel = Namespace.for_team(BASE_URL, API_KEY).events
+        await publisher.link.client.publish(channel, b"not a signed message")
+        signed_garbage = publisher.encode(event(2)).replace(b'"evt_2"', b"[]")
+        await publisher.link.client.publish(channel, signed_garbage)
+        await publisher.publish(event(3))
+        _, received = await inbox.next()
+        assert received.id == "evt_3"
     warnings = [r.message for r in caplog.records if r.name == "aurous_async.fleet"]
     assert len(warnings) == 3
 
 
-async def test_a_failing_callback_does_not_end_the_subscription(redis_url: str) -> None:
+async def test_a_failing_callback_does_not_end_the_subscription(
+    pair: tuple[RedisRelay, RedisRelay],
+) -> None:
     """An exception in the callback is logged; later events still arrive."""
-    publisher, subscriber = await relay(redis_url), await relay(redis_url)
+    publisher, subscriber = pair
     inbox = Inbox()
 
     def callback(received: Event) -> None:
@@ -136,17 +144,11 @@ async def test_a_failing_callback_does_not_end_the_subscription(redis_url: str) 
         if received.id == "evt_1":
             raise RuntimeError("boom")
 
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(subscriber.serve, callback)
-            await publisher.publish(event(1))
-            await publisher.publish(event(2))
-            assert (await inbox.next())[1].id == "evt_1"
-            assert (await inbox.next())[1].id == "evt_2"
-            tg.cancel_scope.cancel()
-    finally:
-        await publisher.aclose()
-        await subscriber.aclose()
+    async with serving(subscriber, callback):
+        await publisher.publish(event(1))
+        await publisher.publish(event(2))
+        assert (await inbox.next())[1].id == "evt_1"
+        assert (await inbox.next())[1].id == "evt_2"
 
 
 async def test_serve_raises_when_the_first_subscription_fails(
@@ -163,36 +165,48 @@ async def test_serve_raises_when_the_first_subscription_fails(
         await subscriber.aclose()
 
 
+async def _publish_through_an_outage(
+    server: RedisServer,
+    lose: Callable[[], None],
+    restore: Callable[[], None],
+    number: int,
+    **subscriber_options: float,
+) -> Inbox:
+    """Subscribe, ``lose`` Redis until a warning says so, ``restore`` it, then publish
+    event ``number`` until the subscriber has it; return the subscriber's inbox."""
+    fleet_logger = logging.getLogger("aurous_async.fleet")
+    watch = WarningWatch()
+    fleet_logger.addHandler(watch)
+    publisher = await relay(server.url, call_timeout=0.2)
+    subscriber = await relay(server.url, call_timeout=0.2, **subscriber_options)
+    inbox = Inbox()
+    try:
+        async with serving(subscriber, inbox):
+            lose()
+            with anyio.fail_after(5):
+                await watch.seen.wait()
+            restore()
+            with anyio.fail_after(10):
+                while not inbox.events:
+                    # Published before the subscriber is back, an event is lost (pub/sub).
+                    with contextlib.suppress(FleetUnavailableError):
+                        await publisher.publish(event(number))
+                    await anyio.sleep(0.05)
+    finally:
+        fleet_logger.removeHandler(watch)
+        await publisher.aclose()
+        await subscriber.aclose()
+    return inbox
+
+
 async def test_the_subscriber_comes_back_after_a_redis_restart(
     redis_factory: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis down, then back empty: the subscriber subscribes again; one warning, one info."""
     caplog.set_level(logging.INFO, logger="aurous_async.fleet")
-    watch = WarningWatch()
-    logging.getLogger("aurous_async.fleet").addHandler(watch)
     server = redis_factory()
-    publisher = await relay(server.url, call_timeout=0.2)
-    subscriber = await relay(server.url, call_timeout=0.2)
-    inbox = Inbox()
-    try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(subscriber.serve, inbox)
-            server.stop()
-            with anyio.fail_after(5):
-                await watch.seen.wait()
-            server.start()
-            with anyio.fail_after(10):
-                while not inbox.events:
-                    # Published before the subscriber is back, an event is lost (pub/sub).
-                    with contextlib.suppress(FleetUnavailableError):
-                        await publisher.publish(event(7))
-                    await anyio.sleep(0.05)
-            assert inbox.events[0][1].id == "evt_7"
-            tg.cancel_scope.cancel()
-    finally:
-        logging.getLogger("aurous_async.fleet").removeHandler(watch)
-        await publisher.aclose()
-        await subscriber.aclose()
+    inbox = await _publish_through_an_outage(server, server.stop, server.start, 7)
+    assert inbox.events[0][1].id == "evt_7"
     levels = [r.levelno for r in caplog.records if r.name == "aurous_async.fleet"]
     assert levels.count(logging.WARNING) == 1
     assert levels[-1] == logging.INFO
@@ -203,30 +217,13 @@ async def test_a_stopped_redis_is_noticed_by_the_subscriber(
 ) -> None:
     """A silent Redis (SIGSTOP) is noticed by the PING liveness check and logged once."""
     caplog.set_level(logging.INFO, logger="aurous_async.fleet")
-    watch = WarningWatch()
-    logging.getLogger("aurous_async.fleet").addHandler(watch)
     server = redis_factory()
-    publisher = await relay(server.url, call_timeout=0.2)
-    subscriber = await relay(server.url, call_timeout=0.2, liveness_interval=0.1)
-    inbox = Inbox()
     try:
-        async with anyio.create_task_group() as tg:
-            await tg.start(subscriber.serve, inbox)
-            server.pause()
-            with anyio.fail_after(5):
-                await watch.seen.wait()
-            server.resume()
-            with anyio.fail_after(10):
-                while not inbox.events:
-                    with contextlib.suppress(FleetUnavailableError):
-                        await publisher.publish(event(8))
-                    await anyio.sleep(0.05)
-            tg.cancel_scope.cancel()
+        await _publish_through_an_outage(
+            server, server.pause, server.resume, 8, liveness_interval=0.1
+        )
     finally:
-        logging.getLogger("aurous_async.fleet").removeHandler(watch)
         server.resume()
-        await publisher.aclose()
-        await subscriber.aclose()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
 
