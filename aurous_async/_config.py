@@ -13,10 +13,12 @@ __all__ = [
     "API_VERSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "ENV_API_KEY",
     "ENV_BASE_URL",
+    "ENV_REDIS_URL",
     "Limits",
     "RetryPolicy",
     "Timeouts",
@@ -27,6 +29,10 @@ API_VERSION = "2026-05-15"
 DEFAULT_BASE_URL = "https://api.aurous-labs.com"
 ENV_API_KEY = "AUROUS_API_KEY"
 ENV_BASE_URL = "AUROUS_BASE_URL"
+#: Fleet mode's Redis URL when ``redis_url`` is not given.
+ENV_REDIS_URL = "AUROUS_REDIS_URL"
+#: The largest API answer (JSON) read; output downloads are not capped.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,9 +19,11 @@ from aurous_async import (
     BucketState,
     Character,
     CharacterAttributes,
+    CharacterAttributesDict,
     CostLimitExceededError,
     DeletedFile,
     Estimate,
+    EventLoopMismatchError,
     File,
     Generation,
     GenerationFailedError,
@@ -28,6 +32,7 @@ from aurous_async import (
     Limits,
     Lora,
     LoraWeight,
+    LoraWeightDict,
     OutcomeUnknownError,
     Page,
     PollPolicy,
@@ -45,7 +50,7 @@ from aurous_async import (
     WebhookTestFire,
     __version__,
 )
-from aurous_async.webhooks import WebhookReceiver
+from aurous_async.webhooks import Event, WebhookReceiver, WebhookResponse
 
 
 async def images(client: AsyncAurous) -> None:
@@ -98,6 +103,24 @@ async def catalogue(client: AsyncAurous) -> None:
     del loras, one, vl, pricing, balance, team
 
 
+async def lists_openai_style(client: AsyncAurous) -> None:
+    page: Page[Generation] = await client.images.list(limit=20)
+    items: Sequence[Generation] = page.data
+    cursor: str | None = page.next_cursor
+    while page.has_next_page():
+        page = await page.next_page()
+    async for later in page:
+        lid: str = later.id
+        del lid
+    chars: Page[Character] = await client.characters.list(limit=10)
+    ledger: Page[UsageEvent] = await client.usage.events.list(type="charge")
+    since = datetime.now(timezone.utc) - timedelta(days=1)
+    usage: Page[UsageBucket] = await client.usage.list(start_time=since)
+    styles: Page[Lora] = await client.loras.list()
+    more: bool = chars.has_more or ledger.has_next_page() or usage.has_more
+    del items, cursor, styles, more
+
+
 async def files_and_characters(client: AsyncAurous) -> None:
     f: File = await client.files.create(Path("ref.png"), purpose="reference", metadata={"a": "b"})
     f = await client.files.get(f.id)
@@ -141,6 +164,20 @@ async def webhooks_and_usage(client: AsyncAurous) -> None:
     ).collect()
     events: list[UsageEvent] = await client.usage.events.list(type="charge").collect(100)
     del secret, fired, buckets, events
+
+
+async def networks_and_event_loops() -> None:
+    corporate = ssl.create_default_context(cafile="corp-ca.pem")
+    async with AsyncAurous(
+        "al_live_x", proxy="http://user:pw@proxy.internal:3128", ssl=corporate
+    ) as client:
+        try:
+            await client.team.get()
+        except EventLoopMismatchError as err:
+            also: RuntimeError = err
+            del also
+    local = AsyncAurous("al_live_x", base_url="https://127.0.0.1:8443", ssl=False, trust_env=False)
+    await local.close()
 
 
 async def lifecycle_and_errors() -> None:
@@ -227,3 +264,45 @@ async def waits(client: AsyncAurous, receiver: WebhookReceiver) -> None:
     policy: PollPolicy = DEFAULT_POLLING
     await custom.close()
     del policy
+
+
+async def models_as_json(client: AsyncAurous, event: Event) -> None:
+    img: Generation = await client.images.get("img_1")
+    data: dict[str, object] = img.to_dict()
+    text: str = img.to_json()
+    compact: str = img.to_json(indent=None)
+    back: Generation = Generation.from_dict(data)
+    relayed: Event = Event.from_dict(event.to_dict())
+    endpoint_data: dict[str, object] = (await client.webhook_endpoints.get("we_1")).to_dict()
+    del text, compact, back, relayed, endpoint_data
+
+
+async def dict_parameters(client: AsyncAurous) -> None:
+    entry: LoraWeightDict = {"lora": "golden-hour-photography", "weight": 0.8}
+    light: LoraWeightDict = {"lora": "watercolor-dreams"}
+    made: Generation = await client.images.create(
+        prompt="a cat", loras=[entry, light, LoraWeight("b", 0.5)]
+    )
+    inline: Generation = await client.images.create(
+        prompt="a cat", loras=[{"lora": "a", "weight": 1.0}]
+    )
+    priced: Estimate = await client.images.estimate(prompt="a cat", loras=[{"lora": "a"}])
+    looks: CharacterAttributesDict = {"gender": "female", "age": 28}
+    character: Character = await client.characters.create(
+        name="Aurora", generate=True, attributes=looks
+    )
+    character = await client.characters.update(character.id, attributes={"hair_color": "red"})
+    del made, inline, priced, character
+
+
+async def framework_neutral_webhooks(
+    client: AsyncAurous, receiver: WebhookReceiver, body: bytes, headers: dict[str, str]
+) -> None:
+    answer: WebhookResponse = await receiver.handle(body, headers)
+    status: int = answer.status
+    payload: bytes = answer.body
+    content_type: str = answer.headers["Content-Type"]
+    event: Event | None = answer.event
+    if event is not None:
+        client.deliver_event(event)
+    del status, payload, content_type
