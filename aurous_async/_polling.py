@@ -44,7 +44,7 @@ import anyio.abc
 import attrs
 
 from ._clock import Clock
-from ._errors import APIStatusError, AurousError
+from ._errors import APIStatusError, AurousError, EventLoopMismatchError
 from .models import Generation
 
 __all__ = ["DEFAULT_POLLING", "PollPolicy", "PollScheduler", "PollSource", "Watcher"]
@@ -183,12 +183,12 @@ class _Job:
 
 
 def _is_definitive(error: AurousError) -> bool:
-    """A poll error that polling again cannot fix (404, 401, 403, 400, ...)."""
+    """A poll error that polling again cannot fix (404, 401, 403, 400, another loop...)."""
     return (
         isinstance(error, APIStatusError)
         and 400 <= error.status < 500
         and (error.status not in (408, 409, 425, 429))
-    )
+    ) or isinstance(error, EventLoopMismatchError)
 
 
 class PollScheduler:

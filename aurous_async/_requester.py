@@ -281,8 +281,17 @@ class Requester:
                         # the caller cancels us.
                         self._hand_back(bucket, permit, response, failure, progress)
                     if response is not None:
-                        received = self._received(call, response, progress, parse)
+                        received = self._received(call, response, parse)
                         if isinstance(received, Reply):
+                            if logger.isEnabledFor(logging.DEBUG):
+                                _logging.call_finished(
+                                    call.method,
+                                    call.route,
+                                    response.status,
+                                    response.request_id,
+                                    progress.attempts,
+                                    progress.queued,
+                                )
                             try:
                                 return decode(received)
                             except AurousError:
@@ -363,22 +372,12 @@ class Requester:
         self,
         call: Call,
         response: Response,
-        progress: _Progress,
         parse: Callable[[bytes], object],
     ) -> Reply | APIConnectionError | None:
         """A 2xx as a ``Reply``; a garbled 2xx body as a failure; ``None`` for an error."""
         self._inspect_headers(call, response)
         if not 200 <= response.status < 300:
             return None
-        if logger.isEnabledFor(logging.DEBUG):
-            _logging.call_finished(
-                call.method,
-                call.route,
-                response.status,
-                response.request_id,
-                progress.attempts,
-                progress.queued,
-            )
         if not call.expect_json:
             return Reply(response, None, call)
         try:
