@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -95,7 +96,8 @@ async def test_listen_verifies_with_the_secret_from_each_source(
     rejections = [line for line in text.splitlines() if "delivery" in line]
     assert len(rejections) == 3, text
     assert "rejected a webhook delivery: no_matching_signature" in text
-    assert "413 Request Entity Too Large" in text
+    # http.HTTPStatus names it "Content Too Large" from Python 3.13 on.
+    assert re.search(r"413 (Request Entity|Content) Too Large", text), text
     assert SECRET not in text
 
 
