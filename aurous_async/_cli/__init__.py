@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .._config import ENV_API_KEY, ENV_BASE_URL
+from .._config import ENV_API_KEY, ENV_BASE_URL, ENV_REDIS_URL
 from .._errors import AurousError, InvalidParameterError
 from .._version import __version__
 from ._output import (
@@ -35,8 +35,6 @@ from ._target import EMBEDDED_TIME_SCALE
 #: The webhook secret's environment variable (read by ``_listen``, which is imported
 #: only when the command runs).
 ENV_WEBHOOK_SECRET = "AUROUS_WEBHOOK_SECRET"
-#: The Redis URL of a fleet batch (``batch --redis``), kept out of the process list.
-ENV_REDIS_URL = "AUROUS_REDIS_URL"
 
 __all__ = ["main"]
 

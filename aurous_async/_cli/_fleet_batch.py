@@ -415,7 +415,9 @@ async def run_fleet_batch(args: argparse.Namespace, out: Output, requests: list[
     try:
         await link.check()
         with lock_directory(directory):
-            async with open_target(target_options(args), notice=out.notice) as target:
+            # The client paces with the batch's Redis: the fleet shares one rate budget.
+            options = attrs.evolve(target_options(args), redis_url=url)
+            async with open_target(options, notice=out.notice) as target:
                 return await _run(args, out, requests, directory, target, link)
     finally:
         with anyio.CancelScope(shield=True):

@@ -90,6 +90,9 @@ class TargetOptions:
     emulator: bool = False
     time_scale: float = EMBEDDED_TIME_SCALE
     timeout: float | None = None
+    #: Fleet mode: the Redis whose shared buckets pace the client (``batch --redis``).
+    #: ``None`` leaves the choice to the client (``AUROUS_REDIS_URL``).
+    redis_url: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -124,7 +127,12 @@ def _scaled_polling(time_scale: float) -> PollPolicy:
 async def open_target(
     options: TargetOptions, *, notice: Callable[[str], None]
 ) -> AsyncIterator[Target]:
-    """Yield a client for the chosen API; start (and stop) the embedded emulator if needed."""
+    """Yield a client for the chosen API; start (and stop) the embedded emulator if needed.
+
+    Raises:
+        FleetUnavailableError: ``options.redis_url`` is set and Redis cannot be reached
+            (the message shows the URL with its password redacted).
+    """
     meter = RateWaitMeter()
     timeout = options.timeout
     if wants_embedded(options):
@@ -147,5 +155,7 @@ async def open_target(
     key = options.api_key or os.environ.get(ENV_API_KEY)
     if not key:
         raise AurousError(f"--base-url needs an API key: set {ENV_API_KEY} or pass --api-key")
-    async with AsyncAurous(key, base_url=base_url, clock=meter, timeout=timeout) as client:
+    async with AsyncAurous(
+        key, base_url=base_url, clock=meter, timeout=timeout, redis_url=options.redis_url
+    ) as client:
         yield Target(client, client.base_url, False, meter)

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
+import anyio.abc
 
 from aurous_async._cli import main
 from aurous_async.testing import BucketSpec, Emulator, run_emulator
@@ -107,3 +109,89 @@ def manifest(directory: Path) -> list[dict[str, Any]]:
 def write_jsonl(path: Path, rows: Sequence[dict[str, object]]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+# -- a standalone emulator process, shared by several ``aurous`` processes ---------------
+
+#: The control token of ``standalone_emulator`` (its ``/_emulator/`` routes).
+CONTROL_TOKEN = "fleet-test-control-token"
+
+
+class StandaloneEmulator:
+    """A ``python -m aurous_async.testing`` process and what it printed at start."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+
+    async def stats(self) -> dict[str, Any]:
+        """What ``GET /_emulator/stats`` answers (request and generation counts)."""
+        headers = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{self.base_url}/_emulator/stats", headers=headers) as response,
+        ):
+            stats: dict[str, Any] = await response.json()
+        return stats
+
+    async def generations(self) -> dict[str, Any]:
+        """The demo team's generation counts."""
+        teams: dict[str, Any] = (await self.stats())["generations"]
+        assert len(teams) <= 1
+        return next(iter(teams.values()), {"total": 0, "by_status": {}})
+
+    async def rate_limited(self) -> int:
+        """How many API requests the emulator answered with 429, on every route."""
+        return int((await self.stats())["requests"]["by_status"].get("429", 0))
+
+
+@contextlib.asynccontextmanager
+async def standalone_emulator(
+    time_scale: float, *buckets: str
+) -> AsyncIterator[StandaloneEmulator]:
+    """Start the emulator with roomy buckets, except ``buckets`` (``NAME=CAPACITY/PER_MIN``);
+    kill it (by its pid) at the end."""
+    command = [sys.executable, "-m", "aurous_async.testing", "--port", "0"]
+    command += ["--time-scale", str(time_scale), "--bucket-scale", "50", "--no-request-log"]
+    for bucket in buckets:
+        command += ["--bucket", bucket]
+    env = {**os.environ, "AUROUS_EMULATOR_CONTROL_TOKEN": CONTROL_TOKEN}
+    async with await anyio.open_process(command, env=env) as process:
+        try:
+            assert process.stdout is not None
+            printed = b""
+            with anyio.fail_after(30):
+                while b"Demo API key: " not in printed or not printed.endswith(b"\n"):
+                    printed += await process.stdout.receive()
+            text = printed.decode()
+            base_url = text.split("listening on ")[1].split()[0]
+            api_key = text.split("Demo API key: ")[1].split()[0]
+            yield StandaloneEmulator(base_url, api_key)
+        finally:
+            process.kill()
+
+
+def write_prompts(path: Path, count: int) -> Path:
+    """A prompts file of ``count`` distinct lines."""
+    path.write_text("".join(f"a lighthouse at dusk, study {n}\n" for n in range(1, count + 1)))
+    return path
+
+
+def saved(directory: Path) -> int:
+    """How many output files a process has saved."""
+    return len(list(directory.glob("0*_*.*"))) if directory.is_dir() else 0
+
+
+def check_fleet_manifests(directories: Sequence[Path], lines: int) -> None:
+    """Every fleet process's manifest lists every line succeeded, with the same key and
+    files that exist in the directory of the worker it names."""
+    manifests = [manifest(directory) for directory in directories]
+    for records in manifests:
+        assert [r["line"] for r in records] == list(range(1, lines + 1))
+        assert {r["status"] for r in records} == {"succeeded"}
+        for record in records:
+            assert record["files"]
+            assert all((Path(record["worker_out"]) / name).is_file() for name in record["files"])
+    keys = [[r["key"] for r in records] for records in manifests]
+    assert all(k == keys[0] for k in keys)
+    assert len(set(keys[0])) == lines

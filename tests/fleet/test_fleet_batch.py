@@ -7,74 +7,34 @@ subprocess; the emulator's control routes count the generations it made.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import anyio
 import anyio.abc
 import pytest
 import redis
 from _redis import RedisServer
-from cli._support import start_cli, until
+from cli._support import (
+    StandaloneEmulator,
+    check_fleet_manifests,
+    manifest,
+    saved,
+    standalone_emulator,
+    start_cli,
+    until,
+    write_prompts,
+)
 
 from aurous_async._cli import main
+from aurous_async._cli._target import TargetOptions, open_target
+from aurous_async._config import ENV_REDIS_URL
+from aurous_async._errors import FleetUnavailableError
 from aurous_async.testing import BucketSpec, run_emulator
 
 pytestmark = pytest.mark.anyio
-
-TOKEN = "fleet-test-control-token"
-
-
-class StandaloneEmulator:
-    """A ``python -m aurous_async.testing`` process and what it printed at start."""
-
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-
-    async def generations(self) -> dict[str, Any]:
-        """The demo team's generation counts (``GET /_emulator/stats``)."""
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"{self.base_url}/_emulator/stats", headers=headers) as response,
-        ):
-            stats = await response.json()
-        teams: dict[str, Any] = stats["generations"]
-        assert len(teams) <= 1
-        return next(iter(teams.values()), {"total": 0, "by_status": {}})
-
-
-@contextlib.asynccontextmanager
-async def standalone_emulator(time_scale: float) -> AsyncIterator[StandaloneEmulator]:
-    """Start the emulator with roomy buckets; kill it (by its pid) at the end."""
-    command = [sys.executable, "-m", "aurous_async.testing", "--port", "0"]
-    command += ["--time-scale", str(time_scale), "--bucket-scale", "50", "--no-request-log"]
-    env = {**os.environ, "AUROUS_EMULATOR_CONTROL_TOKEN": TOKEN}
-    async with await anyio.open_process(command, env=env) as process:
-        try:
-            assert process.stdout is not None
-            printed = b""
-            with anyio.fail_after(30):
-                while b"Demo API key: " not in printed or not printed.endswith(b"\n"):
-                    printed += await process.stdout.receive()
-            text = printed.decode()
-            base_url = text.split("listening on ")[1].split()[0]
-            api_key = text.split("Demo API key: ")[1].split()[0]
-            yield StandaloneEmulator(base_url, api_key)
-        finally:
-            process.kill()
-
-
-def write_prompts(path: Path, count: int) -> Path:
-    path.write_text("".join(f"a lighthouse at dusk, study {n}\n" for n in range(1, count + 1)))
-    return path
 
 
 async def start_batch(
@@ -88,15 +48,6 @@ async def start_batch(
     return await start_cli(args, env, log)
 
 
-def saved(directory: Path) -> int:
-    """How many output files a process has saved."""
-    return len(list(directory.glob("0*_*.*"))) if directory.is_dir() else 0
-
-
-def read_manifest(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (directory / "manifest.jsonl").read_text().splitlines()]
-
-
 def pending_of(redis_url: str, pid: int) -> int:
     """Lines the consumer of process ``pid`` still holds in the (only) batch stream."""
     client = redis.Redis.from_url(redis_url)
@@ -106,21 +57,6 @@ def pending_of(redis_url: str, pid: int) -> int:
         return sum(c["pending"] for c in summary["consumers"] if f":{pid}:" in c["name"].decode())
     finally:
         client.close()
-
-
-def check_manifests(directories: list[Path], lines: int) -> None:
-    """Every survivor's manifest lists every line succeeded, with the same key and files
-    that exist in the directory of the worker it names."""
-    manifests = [read_manifest(directory) for directory in directories]
-    for records in manifests:
-        assert [r["line"] for r in records] == list(range(1, lines + 1))
-        assert {r["status"] for r in records} == {"succeeded"}
-        for record in records:
-            assert record["files"]
-            assert all((Path(record["worker_out"]) / name).is_file() for name in record["files"])
-    keys = [[r["key"] for r in records] for records in manifests]
-    assert all(k == keys[0] for k in keys)
-    assert len(set(keys[0])) == lines
 
 
 @pytest.mark.slow
@@ -157,7 +93,7 @@ async def test_four_processes_one_killed_make_every_generation_exactly_once(
         assert "another process took it over" in (tmp_path / "log1").read_text()
         assert logs.count("400/400 finished (400 succeeded)") == 3  # the fleet-wide view
         assert await emu.generations() == {"total": 400, "by_status": {"succeeded": 400}}
-    check_manifests(dirs[1:], 400)
+    check_fleet_manifests(dirs[1:], 400)
     assert pending_of(redis_url, victim.pid) == 0
 
 
@@ -186,7 +122,7 @@ async def test_redis_restarted_empty_mid_run_completes_without_a_duplicate(
         assert codes == [0, 0], logs
         assert "seeding it again" in logs
         assert await emu.generations() == {"total": 60, "by_status": {"succeeded": 60}}
-    check_manifests(dirs, 60)
+    check_fleet_manifests(dirs, 60)
 
 
 def run_batch(
@@ -255,7 +191,42 @@ async def test_a_run_joining_a_complete_batch_writes_its_manifest_and_creates_no
         assert len(emu.state.generations.rows) == 12
         assert await anyio.to_thread.run_sync(batch, tmp_path / "second") == 0
         assert len(emu.state.generations.rows) == 12
-    first, second = read_manifest(tmp_path / "first"), read_manifest(tmp_path / "second")
+    first, second = manifest(tmp_path / "first"), manifest(tmp_path / "second")
     assert first == second
     assert {r["worker_out"] for r in second} == {str((tmp_path / "first").resolve())}
     assert not list((tmp_path / "second").glob("0*_*"))
+
+
+async def test_the_batch_client_paces_with_the_redis_it_was_given(tmp_path: Path) -> None:
+    """``open_target`` hands ``redis_url`` to the client: an unreachable Redis fails its
+    start with ``FleetUnavailableError`` (exit 3 in the CLI), the password redacted."""
+    port = RedisServer().port  # a free port nobody listens on
+    url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    options = TargetOptions(api_key="k", base_url="http://127.0.0.1:1", redis_url=url)
+    assert "hunter2" not in repr(options)
+    with pytest.raises(FleetUnavailableError) as caught:
+        async with open_target(options, notice=lambda text: None):
+            pass  # pragma: no cover - the client does not start
+    assert f"redis://:***@127.0.0.1:{port}/0" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_client_that_cannot_reach_redis_at_start_exits_3_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command whose fleet client cannot reach Redis at start: exit 3, URL redacted."""
+    port = RedisServer().port
+    monkeypatch.setenv(ENV_REDIS_URL, f"redis://:hunter2@127.0.0.1:{port}/0")
+    args = [
+        "estimate",
+        "--prompt",
+        "a lighthouse",
+        "--api-key",
+        "k",
+        "--base-url",
+        "http://127.0.0.1:1",
+    ]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert f"redis://:***@127.0.0.1:{port}/0" in err
+    assert "hunter2" not in err
