@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from aurous_async import AsyncAurous, AuthenticationError
-from aurous_async._cli._output import EXIT_API, EXIT_OK
+from aurous_async._cli._output import EXIT_API, EXIT_FAILED, EXIT_OK
 
 from ._support import run_cli
 
@@ -45,6 +45,8 @@ async def _estimate(request: web.Request) -> web.Response:
 
 async def _create(request: web.Request) -> web.Response:
     prompt = (await request.json())["prompt"]
+    if prompt == "misfit":  # a 2xx whose body does not fit a generation
+        return web.json_response({"object": "inference", "status": 7}, status=201, headers=HEADERS)
     return web.json_response(_generation(request, prompt), status=201, headers=HEADERS)
 
 
@@ -115,6 +117,26 @@ async def test_hostile_ids_never_name_a_file_outside_the_directory(tmp_path: Pat
     assert [r["id"] for r in records] == list(HOSTILE_IDS.values())
     assert result.stderr.count("not a plain id") == 3
     assert "\x1b" not in result.stderr
+
+
+@pytest.mark.anyio
+async def test_a_body_that_does_not_fit_is_that_line_s_error_and_the_batch_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A create answered with a 2xx body that is not a generation fails its own line (the
+    typed error in the manifest); the other lines complete; no internal error."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("misfit\none\n")
+    out = tmp_path / "out"
+    async with _serve(_hostile_app()) as base_url:
+        target = ["--base-url", base_url, "--api-key", KEY]
+        result = await run_cli(["batch", str(prompts), "--out", str(out), "--yes", *target])
+    assert result.code == EXIT_FAILED, result.stderr
+    assert "internal error" not in result.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records][1] == "succeeded"
+    assert records[0]["status"] != "succeeded"
+    assert "does not fit" in records[0]["error"]
 
 
 @pytest.mark.anyio
