@@ -4,8 +4,10 @@ A metered request first takes a token of the team's shared model
 (``SharedBuckets.reserve``: one Redis round trip), the callers of this process queued
 first come first served behind one head per bucket; then a permit of the local
 ``Governor``, which keeps this process's model (``client.rate_limits``) and its 429
-pauses. Each answer corrects both: the local model at once, the shared one through a
-background task (the answer's caller never waits for Redis a second time).
+pauses. Each answer corrects both: the local model at once, the shared one in front of
+this process's next reserve of that bucket (one script call settles the answers and takes
+the token), or, when no request follows within ``_SETTLE_DELAY``, through a background
+task. A steady stream of requests costs one Redis round trip each.
 
 When Redis does not answer, the buckets are gated by this process's share of each
 (capacity and refill divided by the live processes last seen) in an in-process twin of
@@ -26,7 +28,7 @@ from .._errors import FleetUnavailableError, RateLimitQueueTimeoutError
 from .._ratelimit import UNMETERED, BucketSpec, BucketState, Governor, Permit, RateLimit
 from ._local import DEFAULT_PAUSE_JITTER, LocalBuckets
 from ._membership import Membership, local_share
-from ._protocol import Observation, SharedBuckets, Ticket
+from ._protocol import Observation, Settlement, SharedBuckets, Ticket
 
 __all__ = ["FleetGovernor"]
 
@@ -36,6 +38,12 @@ _ASK_JITTER = 0.05
 #: The longest a head sleeps before asking the shared bucket again: another process's
 #: answers may have taught the shared model a faster refill meanwhile.
 _MAX_ASK_INTERVAL = 1.0
+#: Seconds an answer waits for the next reserve of its bucket to carry it to Redis before
+#: the background task sends it alone (a 429 is sent at once: it pauses every process).
+_SETTLE_DELAY = 0.05
+#: At most this many answers ride on one reserve (after an outage, up to
+#: ``_UNSETTLED_KEPT`` wait to be settled).
+_CARRIED_AT_MOST = 64
 #: Grants whose answer could not be reported while Redis was away, kept to settle them
 #: once it is back (beyond this, the shared model forgets them after its in-flight TTL).
 _UNSETTLED_KEPT = 1024
@@ -83,12 +91,18 @@ class FleetGovernor:
         self._sleeping: dict[str, anyio.CancelScope] = {}
         # (bucket, local permit seq) -> (granted by Redis?, ticket)
         self._grants: dict[tuple[str, int], tuple[bool, Ticket]] = {}
-        self._outbox: collections.deque[tuple[str, Ticket, Observation]] = collections.deque()
+        # Answers not yet sent to Redis, per bucket, in order.
+        self._outbox: dict[str, list[Settlement]] = {}
         self._unsettled: collections.deque[tuple[str, Ticket]] = collections.deque(
             maxlen=_UNSETTLED_KEPT
         )
         self._outbox_ready: anyio.Event | None = None
-        self._sending = False
+        # The background task's wait for a following reserve; cancelled to send at once.
+        self._settle_delay: anyio.CancelScope | None = None
+        self._hurry = False
+        # The bucket whose answers the background task is sending, and when it is done.
+        self._sending: str | None = None
+        self._sent: anyio.Event | None = None
         self._drained: anyio.Event | None = None
 
     def __repr__(self) -> str:
@@ -157,14 +171,18 @@ class FleetGovernor:
             while True:
                 from_redis = not self.lost
                 store: SharedBuckets = self._shared if from_redis else self._share
+                settle = await self._take_outbox(bucket) if from_redis else []
                 try:
                     # A grant the caller never saw would hold its token in the shared
                     # model until the in-flight TTL: a cancellation waits for the answer
                     # (one bounded call), and ``acquire`` then reports the grant as spent.
                     with anyio.CancelScope(shield=True):
-                        reservation = await store.reserve(bucket)
+                        reservation = await store.reserve(bucket, settle=settle)
                 except FleetUnavailableError:
                     self._lose()
+                    self._unsettled.extend(
+                        (bucket, ticket) for ticket, _ in settle if ticket is not None
+                    )
                     continue
                 if reservation.granted:
                     assert reservation.ticket is not None
@@ -219,9 +237,24 @@ class FleetGovernor:
                 bucket, ticket, self._scaled(observation), now=self.clock.time(), jitter=jitter
             )
             return
-        self._outbox.append((bucket, ticket, observation))
+        self._outbox.setdefault(bucket, []).append(Settlement(ticket, observation))
         if self._outbox_ready is not None:
             self._outbox_ready.set()
+        if observation.status == 429 and self._settle_delay is not None:
+            self._settle_delay.cancel()
+
+    async def _take_outbox(self, bucket: str) -> list[Settlement]:
+        """The answers of ``bucket`` not yet sent, for the next reserve to carry (after
+        any the background task is sending, so that they reach Redis in order)."""
+        while self._sending == bucket and self._sent is not None:
+            await self._sent.wait()
+        pending = self._outbox.get(bucket, [])
+        carried, rest = pending[:_CARRIED_AT_MOST], pending[_CARRIED_AT_MOST:]
+        if rest:
+            self._outbox[bucket] = rest
+        else:
+            self._outbox.pop(bucket, None)
+        return carried
 
     def _scaled(self, observation: Observation) -> Observation:
         """An answer's headers as this process's share of the bucket would show them."""
@@ -256,7 +289,8 @@ class FleetGovernor:
             self._share.observe_at(name, None, self._scaled(seen), now=now, jitter=0.0)
 
     async def run_outbox(self) -> None:
-        """Send the answers' observations to the shared model, in order, until cancelled.
+        """Send the answers no reserve has carried to Redis within ``_SETTLE_DELAY``, in
+        order, until cancelled.
 
         While Redis is away, the grants are only remembered, and settled (as spent)
         once it is back.
@@ -267,28 +301,46 @@ class FleetGovernor:
                     self._drained.set()
                 self._outbox_ready = anyio.Event()
                 await self._outbox_ready.wait()
-            bucket, ticket, observation = self._outbox.popleft()
-            if self.lost:
-                self._unsettled.append((bucket, ticket))
-                continue
-            self._sending = True
-            try:
-                await self._shared.observe(bucket, ticket, observation)
-            except FleetUnavailableError:
-                self._lose()
-                self._unsettled.append((bucket, ticket))
-                continue
-            finally:
-                self._sending = False
-            sleeping = self._sleeping.get(bucket)
-            if sleeping is not None:
-                sleeping.cancel()
+            if not self._hurry and not any(
+                s.observation.status == 429 for pending in self._outbox.values() for s in pending
+            ):
+                with anyio.CancelScope() as self._settle_delay:
+                    await self.clock.sleep(_SETTLE_DELAY)
+                self._settle_delay = None
+            if self._outbox:
+                oldest = next(iter(self._outbox))
+                await self._send(oldest, self._outbox.pop(oldest))
+
+    async def _send(self, bucket: str, pending: list[Settlement]) -> None:
+        """Send one bucket's answers, one observe each; wake its sleeping head."""
+        self._sending, self._sent = bucket, anyio.Event()
+        try:
+            for index, (ticket, observation) in enumerate(pending):
+                if self.lost:
+                    self._unsettled.extend((bucket, t) for t, _ in pending[index:] if t is not None)
+                    return
+                try:
+                    await self._shared.observe(bucket, ticket, observation)
+                except FleetUnavailableError:
+                    self._lose()
+                    self._unsettled.extend((bucket, t) for t, _ in pending[index:] if t is not None)
+                    return
+        finally:
+            self._sending = None
+            self._sent.set()
+        sleeping = self._sleeping.get(bucket)
+        if sleeping is not None:
+            sleeping.cancel()
 
     async def flush(self) -> None:
-        """Wait until the observations queued so far have been sent (or put aside while
-        Redis is lost): a closing process must not leave its tokens held in the shared
-        model until the in-flight TTL forgets them. Needs ``run_outbox`` running."""
-        if self._outbox or self._sending:
+        """Send the answers queued so far at once and wait until they have been sent (or
+        put aside while Redis is lost): a closing process must not leave its tokens held
+        in the shared model until the in-flight TTL forgets them. Needs ``run_outbox``
+        running."""
+        self._hurry = True
+        if self._settle_delay is not None:
+            self._settle_delay.cancel()
+        if self._outbox or self._sending is not None:
             self._drained = anyio.Event()
             await self._drained.wait()
 

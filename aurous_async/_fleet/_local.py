@@ -11,11 +11,12 @@ never out of reach.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import attrs
 
 from .._clock import Clock, SystemClock
-from ._protocol import Observation, Reservation, Ticket
+from ._protocol import Observation, Reservation, Settlement, Ticket
 
 __all__ = [
     "DEFAULT_PAUSE_JITTER",
@@ -143,10 +144,16 @@ class LocalBuckets:
     def _save(self, state: _State, now: float) -> None:
         state.expires_at = now + self._timings.idle_ttl + max(0.0, state.paused - now)
 
-    async def reserve(self, bucket: str, *, now: float | None = None) -> Reservation:
-        """Take a token of ``bucket`` if one is free now, else say how long to wait."""
+    async def reserve(
+        self, bucket: str, *, now: float | None = None, settle: Sequence[Settlement] = ()
+    ) -> Reservation:
+        """Observe each of ``settle`` in order, then take a token of ``bucket`` if one is
+        free now, else say how long to wait."""
         if now is None:
             now = self._clock.time()
+        for ticket, observation in settle:
+            jitter = pause_jitter(observation, self._rng, self._pause_jitter)
+            self.observe_at(bucket, ticket, observation, now=now, jitter=jitter)
         state, now = self._load(bucket, now)
         state.expire(now, self._timings.inflight_ttl)
         known = state.modelled

@@ -10,7 +10,7 @@ docs/contract-notes.md, "Fleet mode").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from .._ratelimit import RateLimit
     from .._webhook_verify import Event
 
-__all__ = ["EventRelay", "Observation", "Reservation", "SharedBuckets", "Ticket"]
+__all__ = [
+    "EventRelay",
+    "Observation",
+    "Reservation",
+    "Settlement",
+    "SharedBuckets",
+    "Ticket",
+]
 
 
 class Ticket(NamedTuple):
@@ -95,14 +102,29 @@ class Observation(NamedTuple):
         )
 
 
+class Settlement(NamedTuple):
+    """A finished request not yet reported, settled in front of the next ``reserve``.
+
+    Attributes:
+        ticket: the grant's ticket (``None``: reconcile the headers without settling).
+        observation: what the request's answer said.
+    """
+
+    ticket: Ticket | None
+    observation: Observation
+
+
 class SharedBuckets(Protocol):
     """Token buckets shared by every process on one API base URL and key.
 
     ``now`` arguments override the store's clock (tests); ``None`` means its own clock.
     """
 
-    async def reserve(self, bucket: str, *, now: float | None = None) -> Reservation:
-        """Take a token of ``bucket`` if one is free now, else say how long to wait."""
+    async def reserve(
+        self, bucket: str, *, now: float | None = None, settle: Sequence[Settlement] = ()
+    ) -> Reservation:
+        """Observe each of ``settle`` in order (as ``observe`` would), then take a token of
+        ``bucket`` if one is free now, else say how long to wait: one call for both."""
         ...
 
     async def observe(

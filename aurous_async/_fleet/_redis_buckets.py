@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Sequence
 
 from redis.commands.core import AsyncScript
 
@@ -16,7 +17,7 @@ from .._errors import FleetUnavailableError
 from ._local import DEFAULT_PAUSE_JITTER, DEFAULT_TIMINGS, BucketTimings, pause_jitter
 from ._membership import process_name
 from ._namespace import Namespace
-from ._protocol import Observation, Reservation, Ticket
+from ._protocol import Observation, Reservation, Settlement, Ticket
 from ._redis_link import DEFAULT_CALL_TIMEOUT, RedisLink, as_text, read_lua
 
 __all__ = ["RedisBuckets", "load_script"]
@@ -37,6 +38,11 @@ def _arg(value: float | int | str | None) -> str:
     if isinstance(value, float):
         return repr(value)  # shortest exact form; Lua's tonumber reads it back exactly
     return str(value)
+
+
+def _settle_args(ticket: Ticket | None, observation: Observation, jitter: float) -> list[str]:
+    """The eleven arguments of ``settle`` in ``lua/_bucket.lua``."""
+    return [*map(_arg, ticket or (None,) * 5), *map(_arg, observation), _arg(jitter)]
 
 
 class RedisBuckets:
@@ -75,6 +81,12 @@ class RedisBuckets:
         self._pause = client.register_script(load_script("pause"))
         self._heartbeat = client.register_script(load_script("heartbeat"))
         self._idle_ms = round(timings.idle_ttl * 1000)
+        self._reserve_args = [
+            _arg(timings.probe_ttl),
+            _arg(timings.inflight_ttl),
+            str(self._idle_ms),
+            _arg(timings.probe_poll),
+        ]
         self._closed = False
         # Redis time of the last answered reserve; after a loss, the buckets whose level
         # was not corrected since then are probed again (see ``reserve.lua``).
@@ -139,25 +151,26 @@ class RedisBuckets:
             raise
         return reply
 
-    async def reserve(self, bucket: str, *, now: float | None = None) -> Reservation:
-        """Take a token of ``bucket`` if one is free now, else say how long to wait.
+    async def reserve(
+        self, bucket: str, *, now: float | None = None, settle: Sequence[Settlement] = ()
+    ) -> Reservation:
+        """Observe each of ``settle`` in order, then take a token of ``bucket`` if one is
+        free now, else say how long to wait: one script call for both.
 
         Raises:
-            FleetUnavailableError: Redis did not answer within the call bound.
+            FleetUnavailableError: Redis did not answer within the call bound (the
+                settlements may or may not have been applied: settling one again later
+                is harmless, its ticket is no longer in flight).
         """
-        t = self._timings
-        reply = await self._run(
-            self._reserve,
-            self._keys(bucket),
-            [
-                _arg(now),
-                _arg(t.probe_ttl),
-                _arg(t.inflight_ttl),
-                str(self._idle_ms),
-                _arg(t.probe_poll),
-                _arg(None if bucket in self._refreshed else self._stale_before),
-            ],
-        )
+        args = [
+            _arg(now),
+            *self._reserve_args,
+            _arg(None if bucket in self._refreshed else self._stale_before),
+        ]
+        for ticket, observation in settle:
+            jitter = pause_jitter(observation, self._rng, self._pause_jitter)
+            args += _settle_args(ticket, observation, jitter)
+        reply = await self._run(self._reserve, self._keys(bucket), args)
         assert isinstance(reply, list)
         granted, wait, known, seq, settled, refused, epoch, at = reply
         store_now = float(at)
@@ -197,18 +210,14 @@ class RedisBuckets:
         jitter: float,
     ) -> tuple[bool, float | None, float]:
         """``observe`` with the 429 jitter given; returns (known, level, paused until)."""
-        t = self._timings
-        epoch, seq, settled, refused, granted_at = ticket or (None, None, None, None, None)
-        status, limit, remaining, retry_after, rate = observation
         reply = await self._run(
             self._observe,
             self._keys(bucket),
             [
                 _arg(now),
-                _arg(t.inflight_ttl),
+                _arg(self._timings.inflight_ttl),
                 str(self._idle_ms),
-                *map(_arg, (epoch, seq, settled, refused, granted_at)),
-                *map(_arg, (status, limit, remaining, retry_after, rate, jitter)),
+                *_settle_args(ticket, observation, jitter),
             ],
         )
         assert isinstance(reply, list)

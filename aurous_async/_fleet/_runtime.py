@@ -64,7 +64,7 @@ class Fleet:
         local: Governor,
         deliver: Callable[[Event], None],
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
-        heartbeat_interval: float = 5.0,
+        heartbeat_interval: float = 1.0,
     ) -> None:
         self._link = RedisLink(url, call_timeout=call_timeout)
         namespace = Namespace.for_team(base_url, api_key)

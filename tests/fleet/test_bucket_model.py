@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aurous_async._fleet import BucketTimings, LocalBuckets, Observation, Reservation
-from aurous_async._fleet._protocol import Ticket
+from aurous_async._fleet._protocol import Settlement, Ticket
 
 from ._stores import T0, connect
 
@@ -21,11 +21,11 @@ TIMINGS = BucketTimings(idle_ttl=1e9)
 STEPS = st.sampled_from([0.0, 0.0, 0.0, 1e-4, 0.01, 0.3, 1.0, 1.7, 31.0, 650.0])
 BUCKETS = st.sampled_from(["get", "images_post"])
 
-# ("reserve", bucket, dt), ("observe", index, with ticket, observation, jitter, dt),
-# ("pause", bucket, seconds, dt): the last item is always the time step.
+# ("reserve", bucket, settled first, dt), ("observe", index, with ticket, observation,
+# jitter, dt), ("pause", bucket, seconds, dt): the last item is always the time step.
+# "settled first" lists (index, with ticket, observation) of answers the reserve carries.
 Step = tuple[Any, ...]
 
-reserves = st.tuples(st.just("reserve"), BUCKETS, STEPS)
 observations = st.builds(
     Observation,
     status=st.sampled_from([200, 200, 200, 429, 500, None]),
@@ -34,6 +34,8 @@ observations = st.builds(
     retry_after=st.sampled_from([None, None, 0.5, 2.0]),
     refill_per_second=st.sampled_from([None, 0.5, 2.0, 2.0, 2.0]),
 )
+carried = st.lists(st.tuples(st.integers(0, 50), st.booleans(), observations), max_size=3)
+reserves = st.tuples(st.just("reserve"), BUCKETS, st.one_of(st.just([]), carried), STEPS)
 observes = st.tuples(
     st.just("observe"),
     st.integers(0, 50),
@@ -81,7 +83,8 @@ def same_reservation(redis: Reservation, local: Reservation) -> None:
 async def test_lua_and_python_models_agree(
     redis_server: RedisServer, taught: list[tuple[str, Observation]], script: list[Step]
 ) -> None:
-    """Any sequence of reserves, observations and pauses gets the same answers from both."""
+    """Any sequence of reserves (settling answers first or not), observations and pauses
+    gets the same answers from both."""
     redis_server.flushall()
     redis = await connect(redis_server.url, timings=TIMINGS)
     local = LocalBuckets(timings=TIMINGS, pause_jitter=0.0)
@@ -89,13 +92,29 @@ async def test_lua_and_python_models_agree(
     now = T0
     teach: list[Step] = []
     for bucket, observation in taught:
-        teach += [("reserve", bucket, 0.0), ("observe", -1, True, observation, 0.0, 0.0)]
+        teach += [("reserve", bucket, [], 0.0), ("observe", -1, True, observation, 0.0, 0.0)]
     try:
         for step in teach + script:
             now += step[-1]
             if step[0] == "reserve":
-                bucket = step[1]
-                from_redis = await redis.reserve(bucket, now=now)
+                _, bucket, carried_answers, _ = step
+                # The Lua script settles and reserves in one call; the reference observes
+                # each answer, then reserves.
+                settle: list[Settlement] = []
+                for index, with_ticket, observation in carried_answers:
+                    mine = [i for i, (b, _, _) in enumerate(out) if b == bucket]
+                    if not mine:
+                        break
+                    _, redis_ticket, local_ticket = out.pop(mine[index % len(mine)])
+                    settle.append(Settlement(redis_ticket if with_ticket else None, observation))
+                    local.observe_at(
+                        bucket,
+                        local_ticket if with_ticket else None,
+                        observation,
+                        now=now,
+                        jitter=0.0,
+                    )
+                from_redis = await redis.reserve(bucket, now=now, settle=settle)
                 from_local = await local.reserve(bucket, now=now)
                 same_reservation(from_redis, from_local)
                 if from_redis.ticket is not None and from_local.ticket is not None:
@@ -147,6 +166,18 @@ async def test_local_buckets_probe_then_pace_by_their_own_clock() -> None:
     grants = [await local.reserve("get", now=T0) for _ in range(3)]
     assert [g.granted for g in grants] == [True, True, False]
     assert await local.live_processes() == 1
+
+
+async def test_local_buckets_settle_answers_before_reserving() -> None:
+    """A reserve carrying an answer observes it first: the level it taught is granted."""
+    local = LocalBuckets(pause_jitter=0.0)
+    probe = await local.reserve("get", now=T0)
+    assert probe.ticket is not None
+    answer = Settlement(probe.ticket, Observation(200, 3, 1, None, 1.0))
+    grants = [
+        await local.reserve("get", now=T0, settle=[answer] if i == 0 else ()) for i in range(3)
+    ]
+    assert [g.granted for g in grants] == [True, False, False]
 
 
 async def test_local_buckets_429_pause() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from aurous_async._clock import ScaledClock
 from aurous_async._fleet._namespace import Namespace
-from aurous_async._fleet._protocol import Observation, Ticket
+from aurous_async._fleet._protocol import Observation, Settlement, Ticket
 from aurous_async._fleet._redis_buckets import RedisBuckets
 
 from ._stores import API_KEY, BASE_URL, T0, ApiBucket, connect
@@ -125,6 +125,29 @@ async def test_a_429_pauses_the_bucket_for_every_process(redis_url: str) -> None
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_reserve_settles_the_answers_it_carries_before_taking_a_token(
+    store: RedisBuckets,
+) -> None:
+    """A reserve carrying answers applies them first: the grants leave the in-flight set,
+    and a carried 429 refuses the very reserve that carried it."""
+    await seed(store, capacity=2, remaining=2, rate=1.0)
+    first = await store.reserve(BUCKET, now=T0)
+    second = await store.reserve(BUCKET, now=T0)
+    in_flight = store.namespace.inflight(BUCKET)
+    assert await store.link.client.zcard(in_flight) == 2
+    held = await store.reserve(
+        BUCKET,
+        now=T0 + 0.5,
+        settle=[
+            Settlement(first.ticket, Observation(200, 2, 1, None, 1.0)),
+            Settlement(second.ticket, Observation(429, 2, 0, 3.0, 1.0)),
+        ],
+    )
+    assert await store.link.client.zcard(in_flight) == 0
+    assert not held.granted
+    assert held.wait == pytest.approx(3.0)
 
 
 async def test_a_429_pause_gets_jitter_added(redis_url: str) -> None:

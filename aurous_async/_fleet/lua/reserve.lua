@@ -1,7 +1,10 @@
--- Take one token of a bucket, or say how long to wait (see _bucket.lua for the model).
+-- Settle this process's answers not yet reported, then take one token of a bucket or
+-- say how long to wait (see _bucket.lua for the model): a steady stream of requests
+-- costs one round trip each.
 -- KEYS: bucket hash, in-flight set.
 -- ARGV: now override ('' = Redis TIME), probe TTL s, in-flight TTL s, idle TTL ms,
---       longest wait s told while a probe is out, stale before ('' = none).
+--       longest wait s told while a probe is out, stale before ('' = none), then the
+--       eleven ``settle`` arguments of each answer to settle first, in order.
 -- Returns: granted (0/1), wait s, known (0/1), seq, settled before, refused before,
 --          epoch, now (numbers that may be fractional are strings).
 local key, inflight = KEYS[1], KEYS[2]
@@ -13,6 +16,9 @@ local stale_before = num(ARGV[6])
 local s
 s, now = load(key, now)
 expire(s, inflight, now, inflight_ttl)
+for i = 7, #ARGV, SETTLE_ARGS do
+  settle(s, inflight, now, ARGV, i)
+end
 -- A caller back from losing Redis names the last time it reached it: a level no answer
 -- has corrected since may be far above the API's (processes paced alone meanwhile), so
 -- the bucket is probed again instead of being trusted.
