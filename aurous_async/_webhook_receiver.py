@@ -109,7 +109,7 @@ class WebhookReceiver:
             the new and the old one.
         tolerance: seconds a delivery's timestamp may differ from ``clock``, either way.
         clock: the time source for the tolerance check; defaults to the system clock
-            (against an emulator with ``time_scale``, pass ``emu.clock``).
+            (the emulator signs in real time too, whatever its ``time_scale``).
         dedupe_capacity: how many handled event ids to remember (least recently seen
             are forgotten first); 0 remembers none.
     """
