@@ -27,6 +27,8 @@ os.environ.setdefault("NOX_ENABLE_STALENESS_CHECK", "1")
 SUPPORTED_PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 # pytest's "no tests collected" (a -k that matches nothing) is not a failure.
 PYTEST_SUCCESS_CODES = [0, 5]
+# On Ctrl-C (or CI's time limit) pytest gets this long to print where it was and its summary.
+PYTEST_INTERRUPT_TIMEOUT = 15.0
 
 
 @nox.session
@@ -55,6 +57,7 @@ def tests(session: nox.Session) -> None:
         "--cov-report=term:skip-covered",
         *session.posargs,
         success_codes=PYTEST_SUCCESS_CODES,
+        interrupt_timeout=PYTEST_INTERRUPT_TIMEOUT,
     )
 
 
@@ -62,7 +65,12 @@ def tests(session: nox.Session) -> None:
 def tests_all(session: nox.Session) -> None:
     """The test suite on one supported interpreter, without coverage."""
     session.install("-e", ".[dev]")
-    session.run("pytest", *session.posargs, success_codes=PYTEST_SUCCESS_CODES)
+    session.run(
+        "pytest",
+        *session.posargs,
+        success_codes=PYTEST_SUCCESS_CODES,
+        interrupt_timeout=PYTEST_INTERRUPT_TIMEOUT,
+    )
 
 
 @nox.session
