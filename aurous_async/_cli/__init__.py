@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="take over a line from a process silent this long (default: %(default)g)",
     )
+    fleet.add_argument(
+        "--max-deliveries",
+        type=_count,
+        default=3,
+        metavar="N",
+        help="hand a line to at most N processes; a line whose holders all stopped "
+        "before finishing it is closed with an error (default: %(default)d)",
+    )
 
     generate = add("generate", "one generation, with the batch machinery (resumable)")
     generate.add_argument("prompt", nargs="?", help="the prompt (optional for a video)")

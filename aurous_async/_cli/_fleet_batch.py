@@ -303,7 +303,10 @@ class _Worker:
                 record = claim.record or {}
                 line = _build_line(self._ctx, number, _record_status(record), record)
                 self._recorder.lines[number] = line
-                await self._engine.run_line(line)
+                if claim.deliveries > self._ctx.fleet.max_deliveries:
+                    await self._abandon(claim)
+                else:
+                    await self._engine.run_line(line)
         except LineTakenOver:
             lost = True
         finally:
@@ -316,6 +319,18 @@ class _Worker:
                 f"line {number}: another process took it over (this one's claim lapsed)",
                 markup=False,
             )
+
+    async def _abandon(self, claim: Claimed) -> None:
+        """Close a line every process that took it stopped working on (one that crashes
+        its process would otherwise be handed out forever): its outcome is unknown, so a
+        re-run tries it again, under the same idempotency key."""
+        held = claim.deliveries - 1
+        error = (
+            f"abandoned: the {held} processes that took this line each stopped before "
+            f"finishing it (at most {self._ctx.fleet.max_deliveries}, --max-deliveries)"
+        )
+        await self._recorder.record(claim.line, status=UNKNOWN, error=error)
+        self._progress.console.print(f"line {claim.line}: {error}", markup=False)
 
     async def _renew_claims(self) -> None:
         ctx = self._ctx
@@ -435,7 +450,11 @@ async def _run(
     api_key = args.api_key or os.environ.get(ENV_API_KEY) or ""
     namespace = Namespace.for_team(target.client.base_url, api_key)
     fleet = RedisBatch(
-        link, namespace, content_batch_id(requests), claim_timeout=args.claim_timeout
+        link,
+        namespace,
+        content_batch_id(requests),
+        claim_timeout=args.claim_timeout,
+        max_deliveries=args.max_deliveries,
     )
     by_line = {request.line: request for request in requests}
     estimates, refused = await estimate_requests(target, requests)

@@ -11,7 +11,11 @@ task. A steady stream of requests costs one Redis round trip each.
 
 When Redis does not answer, the buckets are gated by this process's share of each
 (capacity and refill divided by the live processes last seen) in an in-process twin of
-the shared model, seeded from the local model, until Redis answers a ping again.
+the shared model. A share starts empty and answers only ever lower it, so the shares of
+all processes together never hand out more than the API's bucket refills. Once Redis
+answers a ping again, every process goes back to the shared buckets at one moment agreed
+through Redis (``rejoin_delay`` after the first one back): a process taking shared
+tokens while another still spends its share would overrun the bucket together.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class FleetGovernor:
         start: awaited before the first shared call (connects and starts the
             background tasks; idempotent).
         recheck_interval: seconds between pings of a lost Redis.
+        rejoin_delay: seconds from the first process finding Redis back to every
+            process's return to the shared buckets: at least ``recheck_interval`` plus
+            the bound of a ping, so that every live process has found it back by then.
         rng: the random source of jitter.
     """
 
@@ -74,6 +81,7 @@ class FleetGovernor:
         *,
         start: Callable[[], Awaitable[None]],
         recheck_interval: float = 1.0,
+        rejoin_delay: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
         self._local = local
@@ -81,8 +89,9 @@ class FleetGovernor:
         self._membership = membership
         self._start = start
         self._recheck = recheck_interval
+        self._rejoin_delay = rejoin_delay
         self._rng = rng if rng is not None else random.Random()
-        self._share = LocalBuckets(local.clock)
+        self._share = LocalBuckets(local.clock, lower_only=True)
         self.started = False
         #: Redis did not answer: buckets are gated by this process's share.
         self.lost = False
@@ -276,16 +285,17 @@ class FleetGovernor:
     # -- losing and regaining Redis ------------------------------------------------------
 
     def _lose(self) -> None:
-        """Gate every bucket with this process's share, seeded from the local model."""
+        """Gate every bucket known to the local model with this process's share, empty:
+        what the bucket holds now may be promised to other processes' requests."""
         if self.lost:
             return
         self.lost = True
         now = self.clock.time()
         for name, state in self._local.snapshot().items():
-            limit, remaining, rate = state.limit, state.remaining, self._local.pacing_rate(name)
-            if name == UNMETERED or limit is None or remaining is None or rate is None:
+            limit, rate = state.limit, self._local.pacing_rate(name)
+            if name == UNMETERED or limit is None or rate is None:
                 continue
-            seen = Observation(200, limit, remaining, None, rate)
+            seen = Observation(200, limit, 0, None, rate)
             self._share.observe_at(name, None, self._scaled(seen), now=now, jitter=0.0)
 
     async def run_outbox(self) -> None:
@@ -346,15 +356,18 @@ class FleetGovernor:
 
     async def run_recovery(self) -> None:
         """While Redis is lost, ask it every ``recheck_interval`` seconds; on an answer,
-        go back to the shared buckets (until cancelled)."""
+        go back to the shared buckets at the moment the fleet agreed on (until
+        cancelled)."""
         while True:
             await self.clock.sleep(self._recheck)
             if not self.lost:
                 continue
             try:
-                await self._shared.live_processes()
+                wait = await self._shared.rejoin(self._rejoin_delay)
             except FleetUnavailableError:
                 continue
+            if wait > 0:
+                await self.clock.sleep(wait)
             self.lost = False
             while self._unsettled:
                 bucket, ticket = self._unsettled.popleft()

@@ -116,6 +116,9 @@ class LocalBuckets:
         timings: probe, in-flight and idle timings.
         pause_jitter: at most this many seconds added at random to a 429 pause.
         rng: the random source of that jitter.
+        lower_only: answers may lower a known level but never raise it (a process's
+            share of a bucket while Redis is away: the headers count every process's
+            requests, and this process cannot tell which of them are still to come).
     """
 
     def __init__(
@@ -125,12 +128,14 @@ class LocalBuckets:
         *,
         pause_jitter: float = DEFAULT_PAUSE_JITTER,
         rng: random.Random | None = None,
+        lower_only: bool = False,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._timings = timings
         self._pause_jitter = pause_jitter
         self._rng = rng if rng is not None else random.Random()
         self._states: dict[str, _State] = {}
+        self._lower_only = lower_only
 
     def _load(self, bucket: str, now: float) -> tuple[_State, float]:
         state = self._states.get(bucket)
@@ -226,7 +231,9 @@ class LocalBuckets:
         if refused and limit is None and remaining is None and retry_after is None:
             remaining = 0
         if limit is not None or remaining is not None or retry_after is not None:
-            self._reconcile(state, ticket if valid else None, observation, remaining, now)
+            self._reconcile(
+                state, ticket if valid else None, observation, remaining, now, self._lower_only
+            )
         if refused:
             pause = (1.0 if retry_after is None else retry_after) + jitter
             if now + pause > state.paused:
@@ -244,6 +251,7 @@ class LocalBuckets:
         observation: Observation,
         remaining: int | None,
         now: float,
+        lower_only: bool,
     ) -> None:
         refused = observation.status == 429
         granted_at = ticket.granted_at if ticket is not None else now
@@ -272,7 +280,7 @@ class LocalBuckets:
         if not too_high:
             level = state.level_at(now)
             too_high = level - in_flight >= ceiling
-        if too_high or level < target:
+        if too_high or (level < target and not lower_only):
             state.level = float(target)
             state.ts = now
 
@@ -283,6 +291,10 @@ class LocalBuckets:
         state, now = self._load(bucket, now)
         state.paused = max(state.paused, now + seconds)
         self._save(state, now)
+
+    async def rejoin(self, delay: float, *, now: float | None = None) -> float:
+        """Never out of reach: at once."""
+        return 0.0
 
     async def heartbeat(self, *, now: float | None = None) -> int:
         """One process: always 1."""

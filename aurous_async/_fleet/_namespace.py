@@ -57,6 +57,12 @@ class Namespace:
         return f"{self.tag}:procs"
 
     @property
+    def rejoin(self) -> str:
+        """The time (Redis ``TIME``) at which processes back from losing Redis go back to
+        the shared buckets together."""
+        return f"{self.tag}:rejoin"
+
+    @property
     def events(self) -> str:
         """The pub/sub channel of verified webhook events."""
         return f"{self.tag}:events"

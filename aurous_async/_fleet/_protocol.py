@@ -143,6 +143,11 @@ class SharedBuckets(Protocol):
         """Hold every process's requests of ``bucket`` for ``seconds``."""
         ...
 
+    async def rejoin(self, delay: float, *, now: float | None = None) -> float:
+        """Seconds until the processes back from losing the store return to it together
+        (``delay`` from the first of them to ask)."""
+        ...
+
     async def heartbeat(self, *, now: float | None = None) -> int:
         """Renew this process's registration; return the number of live processes."""
         ...

@@ -39,6 +39,7 @@ from ._redis_link import RedisLink, as_text, read_lua
 __all__ = [
     "DEFAULT_BATCH_TTL",
     "DEFAULT_CLAIM_TIMEOUT",
+    "DEFAULT_MAX_DELIVERIES",
     "BatchState",
     "Claimed",
     "RedisBatch",
@@ -47,6 +48,9 @@ __all__ = [
 
 #: Seconds without renewal after which a line is taken over from its owner.
 DEFAULT_CLAIM_TIMEOUT = 60.0
+#: How many processes a line is handed to at most: a line whose last holder also
+#: stopped without finishing it is closed as abandoned instead of handed out again.
+DEFAULT_MAX_DELIVERIES = 3
 #: Seconds a batch's keys live after its last write (a week).
 DEFAULT_BATCH_TTL = 7 * 24 * 3600.0
 _GROUP = "workers"
@@ -86,11 +90,14 @@ class Claimed:
         entry: its stream entry id (the claim).
         line: the line number.
         record: its last record, ``None`` if no process recorded anything yet.
+        deliveries: how many times the line has been handed to a process, this time
+            included (more than one: processes that held it stopped or stalled).
     """
 
     entry: str
     line: int
     record: Mapping[str, Any] | None
+    deliveries: int = 1
 
 
 class RedisBatch:
@@ -102,6 +109,8 @@ class RedisBatch:
         batch_id: the batch (derived from the input's content by the caller).
         consumer: this process's name in the group (``worker_name()``).
         claim_timeout: seconds without renewal after which others take a line over.
+        max_deliveries: how many processes a line is handed to at most (see
+            ``Claimed.deliveries``; the caller closes a line handed out more often).
         ttl: seconds the batch's keys live after its last write.
     """
 
@@ -113,12 +122,14 @@ class RedisBatch:
         *,
         consumer: str | None = None,
         claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         ttl: float = DEFAULT_BATCH_TTL,
     ) -> None:
         self._link = link
         self.batch_id = batch_id
         self.consumer = consumer or worker_name()
         self.claim_timeout = claim_timeout
+        self.max_deliveries = max_deliveries
         self._keys = {part: namespace.batch(batch_id, part) for part in _PARTS}
         self._ttl_ms = str(round(ttl * 1000))
         self._idle_ms = str(max(1, round(claim_timeout * 1000)))
@@ -173,8 +184,10 @@ class RedisBatch:
         total, closed, cursor, charged, *flat = reply
         self._cursor = as_text(cursor)
         claimed = [
-            Claimed(as_text(entry), int(line), json.loads(record) if record else None)
-            for entry, line, record in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+            Claimed(as_text(entry), int(line), json.loads(record) if record else None, int(n))
+            for entry, line, record, n in zip(
+                flat[0::4], flat[1::4], flat[2::4], flat[3::4], strict=True
+            )
         ]
         return BatchState(int(total), int(closed), float(charged)), claimed
 

@@ -80,6 +80,7 @@ class RedisBuckets:
         self._observe = client.register_script(load_script("observe"))
         self._pause = client.register_script(load_script("pause"))
         self._heartbeat = client.register_script(load_script("heartbeat"))
+        self._rejoin = client.register_script(load_script("rejoin"))
         self._idle_ms = round(timings.idle_ttl * 1000)
         self._reserve_args = [
             _arg(timings.probe_ttl),
@@ -233,6 +234,20 @@ class RedisBuckets:
         await self._run(
             self._pause, self._keys(bucket), [_arg(now), _arg(float(seconds)), str(self._idle_ms)]
         )
+
+    async def rejoin(self, delay: float, *, now: float | None = None) -> float:
+        """Seconds until processes back from losing Redis return to the shared buckets
+        together: ``delay`` from the first call after an outage, the same moment for the
+        calls that follow it within ``delay`` more.
+
+        Raises:
+            FleetUnavailableError: Redis did not answer within the call bound.
+        """
+        reply = await self._run(
+            self._rejoin, [self._ns.rejoin], [_arg(now), _arg(float(delay)), _arg(float(delay))]
+        )
+        assert isinstance(reply, (bytes, str))
+        return float(as_text(reply))
 
     async def heartbeat(self, *, now: float | None = None) -> int:
         """Renew this process's registration; return the number of live processes.

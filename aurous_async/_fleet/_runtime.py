@@ -35,6 +35,10 @@ logger = logging.getLogger("aurous_async.fleet")
 _START_ATTEMPTS = 3
 #: The most seconds ``aclose`` waits for queued observations to reach Redis.
 _FLUSH_TIMEOUT = 1.0
+#: Seconds between pings of a lost Redis.
+_RECHECK_INTERVAL = 1.0
+#: Seconds added to the rejoin delay for a loaded machine's scheduling.
+_REJOIN_MARGIN = 0.25
 #: Seconds between attempts to subscribe to the relay channel while Redis is away.
 _RESUBSCRIBE_DELAY = 0.25
 
@@ -71,7 +75,16 @@ class Fleet:
         self.buckets = RedisBuckets(self._link, namespace)
         self.relay = RedisRelay(self._link, namespace, api_key)
         self.membership = Membership(self.buckets, interval=heartbeat_interval, clock=local.clock)
-        self.governor = FleetGovernor(local, self.buckets, self.membership, start=self.start)
+        self.governor = FleetGovernor(
+            local,
+            self.buckets,
+            self.membership,
+            start=self.start,
+            recheck_interval=_RECHECK_INTERVAL,
+            # By then every live process has pinged Redis once more (one interval and
+            # one call's bound) and is waiting for the same moment.
+            rejoin_delay=_RECHECK_INTERVAL + call_timeout + _REJOIN_MARGIN,
+        )
         self._deliver = deliver
         self._driver: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None

@@ -188,3 +188,21 @@ async def test_local_buckets_429_pause() -> None:
     held = await local.reserve("get", now=T0 + 0.5)
     assert not held.granted
     assert held.wait == pytest.approx(1.5)
+
+
+async def test_a_lower_only_share_is_lowered_by_answers_but_never_raised() -> None:
+    """A process's share while Redis is away: answers of other processes' requests may
+    show more tokens than this share holds, which it must not take; fewer lower it."""
+    share = LocalBuckets(pause_jitter=0.0, lower_only=True)
+    probe = await share.reserve("get", now=T0)
+    await share.observe("get", probe.ticket, Observation(200, 10, 0, None, 1.0), now=T0)
+    grant = await share.reserve("get", now=T0 + 1.5)  # one token refilled
+    assert grant.granted
+    await share.observe("get", grant.ticket, Observation(200, 10, 9, None, 1.0), now=T0 + 1.5)
+    assert not (await share.reserve("get", now=T0 + 1.6)).granted  # not raised to 9
+    full = LocalBuckets(pause_jitter=0.0, lower_only=True)
+    probe = await full.reserve("get", now=T0)
+    await full.observe("get", probe.ticket, Observation(200, 10, 5, None, 1.0), now=T0)
+    grant = await full.reserve("get", now=T0)
+    await full.observe("get", grant.ticket, Observation(200, 10, 0, None, 1.0), now=T0)
+    assert not (await full.reserve("get", now=T0)).granted  # lowered from 4 to 0

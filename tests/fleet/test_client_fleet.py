@@ -210,7 +210,8 @@ async def test_redis_stopped_mid_run_falls_back_to_the_local_share_and_rejoins(
     emu: Emulator, redis_factory: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGSTOP: two clients go on, each with half of the bucket, one warning each and
-    at most one 429 in all; SIGCONT: both are back on the shared bucket."""
+    at most one 429 in all; SIGCONT: both are back on the shared bucket, at one moment
+    (neither takes shared tokens while the other still spends its share)."""
     server = redis_factory()
     caplog.set_level(logging.INFO, logger=_FLEET_LOGGER)
     async with client(emu, server.url) as a, client(emu, server.url) as b:
@@ -229,16 +230,23 @@ async def test_redis_stopped_mid_run_falls_back_to_the_local_share_and_rejoins(
             assert fleet_governor(b).lost
         finally:
             server.resume()
-        with anyio.fail_after(5):
-            while fleet_governor(a).lost or fleet_governor(b).lost:  # noqa: ASYNC110 (a flag)
-                await anyio.sleep(0.05)
+        back: dict[str, float] = {}
+        with anyio.fail_after(10):
+            while len(back) < 2:
+                for name, one in (("a", a), ("b", b)):
+                    if name not in back and not fleet_governor(one).lost:
+                        back[name] = time.monotonic()
+                await anyio.sleep(0.01)
+        assert abs(back["a"] - back["b"]) < 0.2
         await create_many([a, b], each=2)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2  # one per client (each has its own connection)
     assert all("unreachable" in w.getMessage() for w in warnings)
     assert refused(emu) <= 1
-    # 8 creates on an empty bucket at 5 a second: 1.6 s, plus the one bounded stall.
-    assert alone < 5.0
+    # Each client's share starts empty and refills at half the rate its governor paces
+    # with (here the lower bound its headers proved, about half of the bucket's real 5 a
+    # second): 4 creates each in about 3.5 s, plus the one bounded stall.
+    assert alone < 8.0
 
 
 async def test_redis_restarted_empty_mid_run_costs_no_stall_and_few_429s(

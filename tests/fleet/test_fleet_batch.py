@@ -29,9 +29,14 @@ from cli._support import (
 )
 
 from aurous_async._cli import main
+from aurous_async._cli._fleet_batch import content_batch_id
+from aurous_async._cli._inputs import read_requests
 from aurous_async._cli._target import TargetOptions, open_target
 from aurous_async._config import ENV_REDIS_URL
 from aurous_async._errors import FleetUnavailableError
+from aurous_async._fleet._namespace import Namespace
+from aurous_async._fleet._redis_batch import RedisBatch
+from aurous_async._fleet._redis_link import RedisLink
 from aurous_async.testing import BucketSpec, run_emulator
 
 pytestmark = pytest.mark.anyio
@@ -195,6 +200,48 @@ async def test_a_run_joining_a_complete_batch_writes_its_manifest_and_creates_no
     assert first == second
     assert {r["worker_out"] for r in second} == {str((tmp_path / "first").resolve())}
     assert not list((tmp_path / "second").glob("0*_*"))
+
+
+async def test_a_line_every_holder_stopped_on_is_closed_not_handed_out_forever(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A line three processes took and stopped on (a line that crashes its process):
+    the next process closes it with an error instead of running it, the other lines
+    succeed, and nothing is created for it."""
+    prompts = write_prompts(tmp_path / "prompts.txt", 3)
+    requests = read_requests(prompts)
+    poison = requests[0].line
+    async with run_emulator(time_scale=200.0) as emu:
+        namespace = Namespace.for_team(emu.base_url, emu.api_key)
+        for holder in range(3):
+            dead = RedisBatch(
+                RedisLink(redis_url),
+                namespace,
+                content_batch_id(requests),
+                consumer=f"crashed-{holder}",
+                claim_timeout=0.2,
+            )
+            try:
+                await dead.seed([request.line for request in requests])
+                claimed = await dead.claim(1)
+                assert claimed is not None
+                assert [(c.line, c.deliveries) for c in claimed[1]] == [(poison, holder + 1)]
+            finally:
+                await dead.aclose()
+            await anyio.sleep(0.3 if holder < 2 else 1.2)  # it stops renewing: it died
+
+        def batch() -> int:
+            args = ["batch", str(prompts), "--out", str(tmp_path / "out"), "--yes"]
+            args += ["--redis", redis_url, "--claim-timeout", "1", "--max-deliveries", "3"]
+            return main([*args, "--api-key", emu.api_key, "--base-url", emu.base_url])
+
+        assert await anyio.to_thread.run_sync(batch) == 1
+        assert len(emu.state.generations.rows) == 2
+    rows = {row["line"]: row for row in manifest(tmp_path / "out")}
+    assert rows[poison]["status"] == "unknown"
+    assert "abandoned" in rows[poison]["error"]
+    assert "--max-deliveries" in rows[poison]["error"]
+    assert [rows[r.line]["status"] for r in requests[1:]] == ["succeeded", "succeeded"]
 
 
 async def test_the_batch_client_paces_with_the_redis_it_was_given(tmp_path: Path) -> None:

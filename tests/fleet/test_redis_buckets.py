@@ -299,3 +299,20 @@ async def test_processes_sharing_a_bucket_never_draw_a_429(redis_url: str) -> No
     finally:
         for store in stores:
             await store.aclose()
+
+
+async def test_processes_back_from_an_outage_agree_on_one_rejoin_moment(
+    redis_url: str,
+) -> None:
+    """The first process back sets the moment a delay ahead; the others get the same
+    moment; after the window a later outage gets a moment of its own."""
+    first, second = await connect(redis_url), await connect(redis_url)
+    try:
+        await first.link.call(lambda: first.link.client.delete(first.namespace.rejoin))
+        assert await first.rejoin(2.0, now=T0) == pytest.approx(2.0)
+        assert await second.rejoin(2.0, now=T0 + 0.5) == pytest.approx(1.5)
+        assert await first.rejoin(2.0, now=T0 + 3.0) == pytest.approx(-1.0)  # go at once
+        assert await second.rejoin(2.0, now=T0 + 10.0) == pytest.approx(2.0)
+    finally:
+        await first.aclose()
+        await second.aclose()

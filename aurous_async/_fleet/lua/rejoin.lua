@@ -1,0 +1,17 @@
+-- Agree on the moment processes back from losing Redis return to the shared buckets:
+-- the first one back sets it a delay ahead (long enough for every other process to
+-- notice), the others read it, so no process takes shared tokens while another still
+-- spends its local share.
+-- KEYS: the rejoin key.
+-- ARGV: now override ('' = Redis TIME), delay s, window s (a moment that passed less
+--       than this long ago still belongs to the same outage).
+-- Returns: seconds until the moment (0 or less: now), as a string.
+local key = KEYS[1]
+local now = clock(ARGV[1])
+local delay, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local at = num(redis.call('GET', key))
+if at == nil or at < now - window then
+  at = now + delay
+  redis.call('SET', key, fmt(at), 'PX', math.ceil((delay + window) * 1000))
+end
+return fmt(at - now)
