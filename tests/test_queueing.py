@@ -123,7 +123,9 @@ async def test_a_naive_fan_out_of_creates_is_paced_to_the_bucket() -> None:
 async def test_max_queue_wait_raises_before_sending() -> None:
     """A call whose permit is further away than ``max_queue_wait`` raises at once, and
     ``limit_queue_wait`` sets the bound for a block of calls."""
-    async with emulated(rate_scale=20.0, client_options={"max_queue_wait": 0.5}) as (emu, client):
+    # 10 a minute at 4x: the 11th permit is 1.5 real seconds after the bucket drained, so
+    # a slow machine's first 10 creates do not let it come within max_queue_wait.
+    async with emulated(rate_scale=4.0, client_options={"max_queue_wait": 0.5}) as (emu, client):
         with client.limit_queue_wait(None):  # the first round trip takes a while here
             async with anyio.create_task_group() as tg:
                 for i in range(10):
