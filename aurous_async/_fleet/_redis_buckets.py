@@ -240,14 +240,23 @@ class RedisBuckets:
         together: ``delay`` from the first call after an outage, the same moment for the
         calls that follow it within ``delay`` more.
 
+        Every level older than that moment is then stale: the processes spent their
+        local shares meanwhile, and calls sent before the outage may have run only when
+        Redis came back, correcting levels from answers that no longer hold. The first
+        reserve of each bucket probes it again unless an answer corrected it since.
+
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
         reply = await self._run(
             self._rejoin, [self._ns.rejoin], [_arg(now), _arg(float(delay)), _arg(float(delay))]
         )
-        assert isinstance(reply, (bytes, str))
-        return float(as_text(reply))
+        assert isinstance(reply, list)
+        moment, store_now = float(reply[0]), float(reply[1])
+        if self._stale_before is None or moment > self._stale_before:
+            self._stale_before = moment
+        self._refreshed.clear()
+        return moment - store_now
 
     async def heartbeat(self, *, now: float | None = None) -> int:
         """Renew this process's registration; return the number of live processes.

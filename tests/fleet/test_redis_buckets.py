@@ -316,3 +316,29 @@ async def test_processes_back_from_an_outage_agree_on_one_rejoin_moment(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_level_corrected_before_the_rejoin_moment_is_probed_again(
+    redis_url: str,
+) -> None:
+    """Calls sent before an outage may run only when Redis is back, correcting a level
+    from an answer that no longer holds: back at the rejoin moment, such a level is
+    dropped and the bucket probed; one corrected after the moment is trusted."""
+    store, other = await connect(redis_url), await connect(redis_url)
+    headers = Observation(200, 20, 19, None, 10.0)
+    try:
+        await store.link.call(lambda: store.link.client.delete(store.namespace.rejoin))
+        probe = await other.reserve(BUCKET, now=T0)
+        await other.observe(BUCKET, probe.ticket, headers, now=T0)
+        await other.observe(BUCKET, None, headers, now=T0 + 5)  # a late call, run at resume
+        assert await store.rejoin(2.0, now=T0 + 5) == pytest.approx(2.0)
+        first = await store.reserve(BUCKET, now=T0 + 7)
+        assert first.granted
+        assert not first.known  # the probe
+        await store.observe(BUCKET, first.ticket, headers, now=T0 + 7.1)
+        other_back = await other.rejoin(2.0, now=T0 + 7.2)
+        assert other_back == pytest.approx(-0.2)
+        assert (await other.reserve(BUCKET, now=T0 + 7.2)).known  # corrected after it
+    finally:
+        await store.aclose()
+        await other.aclose()

@@ -5,7 +5,7 @@
 -- KEYS: the rejoin key.
 -- ARGV: now override ('' = Redis TIME), delay s, window s (a moment that passed less
 --       than this long ago still belongs to the same outage).
--- Returns: seconds until the moment (0 or less: now), as a string.
+-- Returns: the moment and now, epoch seconds, as strings.
 local key = KEYS[1]
 local now = clock(ARGV[1])
 local delay, window = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -14,4 +14,4 @@ if at == nil or at < now - window then
   at = now + delay
   redis.call('SET', key, fmt(at), 'PX', math.ceil((delay + window) * 1000))
 end
-return fmt(at - now)
+return {fmt(at), fmt(now)}

@@ -19,9 +19,10 @@ expire(s, inflight, now, inflight_ttl)
 for i = 7, #ARGV, SETTLE_ARGS do
   settle(s, inflight, now, ARGV, i)
 end
--- A caller back from losing Redis names the last time it reached it: a level no answer
--- has corrected since may be far above the API's (processes paced alone meanwhile), so
--- the bucket is probed again instead of being trusted.
+-- A caller back from losing Redis names a time (the fleet's rejoin moment, or the last
+-- time it reached Redis): a level no answer has corrected since may be far above the
+-- API's (processes paced alone meanwhile), so the bucket is probed again instead of
+-- being trusted.
 if stale_before ~= nil and s.level ~= nil and s.ts <= stale_before then
   s.level = nil
 end
