@@ -8,11 +8,11 @@ limit -> forced faults -> idempotency -> handler. Every response carries
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
 
+import anyio
 from aiohttp import web
 
 from . import (
@@ -172,9 +172,10 @@ class Pipeline:
 
     async def _early_fault(self, fault: Fault, request: web.Request) -> None:
         if fault.kind == "delay":
-            # Stalls, but never past the emulator's own shutdown.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.state.stopping.wait(), fault.delay)
+            # Stalls, but never past the emulator's own shutdown (not asyncio.wait_for,
+            # which can swallow a cancellation before Python 3.12).
+            with anyio.move_on_after(fault.delay):
+                await self.state.stopping.wait()
         elif fault.kind == "drop_before":
             _drop(request)
             raise _Dropped

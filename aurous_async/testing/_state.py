@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
+import anyio
 import attrs
 
 from aurous_async._clock import Clock, ScaledClock, SystemClock
@@ -106,8 +106,11 @@ class Scheduler:
             else:
                 timeout = None
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            # Not asyncio.wait_for: before Python 3.12 it can swallow the task's
+            # cancellation when the event is set at the same moment, and the emulator's
+            # shutdown then waits for this task for ever.
+            with anyio.move_on_after(timeout):
+                await self._wake.wait()
 
 
 class EmulatorState:
