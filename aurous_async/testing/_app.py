@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-import anyio
 from aiohttp import web
 
 from . import (
@@ -172,10 +171,13 @@ class Pipeline:
 
     async def _early_fault(self, fault: Fault, request: web.Request) -> None:
         if fault.kind == "delay":
-            # Stalls, but never past the emulator's own shutdown (not asyncio.wait_for,
-            # which can swallow a cancellation before Python 3.12).
-            with anyio.move_on_after(fault.delay):
-                await self.state.stopping.wait()
+            # Stalls, but never past the emulator's own shutdown. asyncio.wait, not
+            # wait_for: the latter can swallow a cancellation before Python 3.12.
+            stopping = asyncio.ensure_future(self.state.stopping.wait())
+            try:
+                await asyncio.wait({stopping}, timeout=fault.delay)
+            finally:
+                stopping.cancel()
         elif fault.kind == "drop_before":
             _drop(request)
             raise _Dropped

@@ -8,7 +8,6 @@ import itertools
 from collections.abc import Callable
 from decimal import Decimal
 
-import anyio
 import attrs
 
 from aurous_async._clock import Clock, ScaledClock, SystemClock
@@ -106,11 +105,20 @@ class Scheduler:
             else:
                 timeout = None
             self._wake.clear()
-            # Not asyncio.wait_for: before Python 3.12 it can swallow the task's
-            # cancellation when the event is set at the same moment, and the emulator's
-            # shutdown then waits for this task for ever.
-            with anyio.move_on_after(timeout):
+            # A plain wait, woken by a timer: asyncio.wait_for (before Python 3.12), and
+            # a cancel scope on 3.10, can swallow this task's cancellation when the event
+            # is set at the same moment, and the emulator's shutdown then waits for it
+            # for ever.
+            timer = (
+                None
+                if timeout is None
+                else asyncio.get_running_loop().call_later(timeout, self._wake.set)
+            )
+            try:
                 await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
 
 class EmulatorState:
