@@ -248,9 +248,7 @@ class RedisBuckets:
         Raises:
             FleetUnavailableError: Redis did not answer within the call bound.
         """
-        reply = await self._run(
-            self._rejoin, [self._ns.rejoin], [_arg(now), _arg(float(delay)), _arg(float(delay))]
-        )
+        reply = await self._run(self._rejoin, [self._ns.rejoin], [_arg(now), _arg(float(delay))])
         assert isinstance(reply, list)
         moment, store_now = float(reply[0]), float(reply[1])
         if self._stale_before is None or moment > self._stale_before:

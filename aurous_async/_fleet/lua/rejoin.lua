@@ -3,15 +3,15 @@
 -- notice), the others read it, so no process takes shared tokens while another still
 -- spends its local share.
 -- KEYS: the rejoin key.
--- ARGV: now override ('' = Redis TIME), delay s, window s (a moment that passed less
---       than this long ago still belongs to the same outage).
+-- ARGV: now override ('' = Redis TIME), delay s (a moment that passed less than this
+--       long ago still belongs to the same outage: a late process goes at once).
 -- Returns: the moment and now, epoch seconds, as strings.
 local key = KEYS[1]
 local now = clock(ARGV[1])
-local delay, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+local delay = tonumber(ARGV[2])
 local at = num(redis.call('GET', key))
-if at == nil or at < now - window then
+if at == nil or at < now - delay then
   at = now + delay
-  redis.call('SET', key, fmt(at), 'PX', math.ceil((delay + window) * 1000))
+  redis.call('SET', key, fmt(at), 'PX', math.ceil(2 * delay * 1000))
 end
 return {fmt(at), fmt(now)}
