@@ -35,7 +35,7 @@ from ._ratelimit import Decision
 from ._routing import Ctx, Reply, Route
 from ._serialize import dumps
 from ._settings import KNOWN_VERSIONS
-from ._state import SCOPE_RANK, ApiKey, EmulatorState, RequestRecord, wait_event
+from ._state import SCOPE_RANK, ApiKey, EmulatorState, RequestRecord
 
 logger = logging.getLogger("aurous_async.testing")
 
@@ -171,8 +171,13 @@ class Pipeline:
 
     async def _early_fault(self, fault: Fault, request: web.Request) -> None:
         if fault.kind == "delay":
-            # Stalls, but never past the emulator's own shutdown.
-            await wait_event(self.state.stopping, fault.delay)
+            # Stalls, but never past the emulator's own shutdown. asyncio.wait, not
+            # wait_for: the latter can swallow a cancellation before Python 3.12.
+            stopping = asyncio.ensure_future(self.state.stopping.wait())
+            try:
+                await asyncio.wait({stopping}, timeout=fault.delay)
+            finally:
+                stopping.cancel()
         elif fault.kind == "drop_before":
             _drop(request)
             raise _Dropped

@@ -105,21 +105,20 @@ class Scheduler:
             else:
                 timeout = None
             self._wake.clear()
-            await wait_event(self._wake, timeout)
-
-
-async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
-    """Wait until ``event`` is set or ``timeout`` seconds have passed.
-
-    Not ``asyncio.wait_for`` (before Python 3.12), nor a cancel scope on 3.10: both can
-    swallow the caller's cancellation when the event is set in the same loop step, and a
-    shutdown that cancels the caller then waits for it for ever.
-    """
-    waiter = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=timeout)
-    finally:
-        waiter.cancel()
+            # A plain wait, woken by a timer: asyncio.wait_for (before Python 3.12), and
+            # a cancel scope on 3.10, can swallow this task's cancellation when the event
+            # is set at the same moment, and the emulator's shutdown then waits for it
+            # for ever.
+            timer = (
+                None
+                if timeout is None
+                else asyncio.get_running_loop().call_later(timeout, self._wake.set)
+            )
+            try:
+                await self._wake.wait()
+            finally:
+                if timer is not None:
+                    timer.cancel()
 
 
 class EmulatorState:
